@@ -1,0 +1,5 @@
+"""`python -m loadpilot` runs the command line."""
+
+from loadpilot.cli import main
+
+main()

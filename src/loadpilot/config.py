@@ -1,0 +1,243 @@
+"""The `loadpilot.toml` schema, its defaults and its validation.
+
+Every setting has a default that works on one machine with nothing installed. Unknown keys are errors, so a
+typo is never silently ignored, and every problem is reported as `field.path: message`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from loadpilot.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "loadpilot.toml"
+ENV_SIGNING_KEY = "LOADPILOT_SIGNING_KEY"
+ENV_READ_TOKEN = "LOADPILOT_READ_TOKEN"  # noqa: S105 (a variable name, not a secret)
+ENV_STORE_URL = "LOADPILOT_STORE_URL"
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Section(BaseModel):
+    """A config table: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerConfig(_Section):
+    """`[server]`: the HTTP API that receives samples and answers queries."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8470
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+    max_clock_skew_s: PositiveSeconds = 300.0
+    read_auth: Literal["auto", "token", "none"] = "auto"
+    read_token: SecretStr | None = None
+    retention_check_s: PositiveSeconds = 300.0
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the server only listens on this machine."""
+        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+
+    def read_token_value(self) -> str | None:
+        """The read token from the config or the environment, if any."""
+        if self.read_token is not None:
+            return self.read_token.get_secret_value()
+        return os.environ.get(ENV_READ_TOKEN) or None
+
+    @property
+    def reads_need_token(self) -> bool:
+        """Reads need the token when asked to, or by default when the server listens beyond loopback."""
+        if self.read_auth == "auto":
+            return not self.is_loopback
+        return self.read_auth == "token"
+
+    @model_validator(mode="after")
+    def _token_when_needed(self) -> ServerConfig:
+        if self.reads_need_token and not self.read_token_value():
+            raise ValueError(
+                f"read_token: reads need a token (read_auth={self.read_auth!r}, host={self.host!r}); "
+                f'set server.read_token or {ENV_READ_TOKEN}, or read_auth = "none"'
+            )
+        return self
+
+
+class StoreConfig(_Section):
+    """`[store]`: where samples and events are kept."""
+
+    url: str = ""  # empty: sqlite:///<state_dir>/loadpilot.db
+    retention_s: PositiveSeconds = 7 * 24 * 3600.0
+    sqlite_synchronous: Literal["normal", "full"] = "full"
+
+    @model_validator(mode="after")
+    def _known_scheme(self) -> StoreConfig:
+        if self.url and not self.url.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("url: must start with sqlite:/// or postgresql://")
+        return self
+
+
+class AuthConfig(_Section):
+    """`[auth]`: the shared key that signs every write (HMAC-SHA256)."""
+
+    signing_key: SecretStr | None = None
+    signing_key_file: str = ""  # empty: <state_dir>/signing.key, created on first use
+
+
+class CollectorEntry(BaseModel):
+    """One `[[agent.collectors]]` entry: a collector type and its options (checked by the collector)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    enabled: bool = True
+
+    def options(self) -> dict[str, Any]:
+        """The entry's keys other than `type` and `enabled`, for the collector to validate."""
+        return dict(self.model_extra or {})
+
+
+def _default_collectors() -> list[CollectorEntry]:
+    return [CollectorEntry(type="host")]
+
+
+class AgentConfig(_Section):
+    """`[agent]`: what to sample, how often, and how to ship it."""
+
+    id: str = ""  # empty: this machine's host name
+    server_url: str = "http://127.0.0.1:8470"
+    interval_s: Annotated[float, Field(ge=0.1, le=3600)] = 5.0
+    max_batch_samples: Annotated[int, Field(ge=1, le=100_000)] = 5_000
+    spool_path: str = ""  # empty: <state_dir>/spool-<id>.db
+    spool_max_bytes: Annotated[int, Field(ge=64 * 1024)] = 64 * 1024 * 1024
+    request_timeout_s: PositiveSeconds = 10.0
+    backoff_initial_s: PositiveSeconds = 0.5
+    backoff_max_s: PositiveSeconds = 30.0
+    flush_timeout_s: Annotated[float, Field(ge=0)] = 5.0
+    collectors: list[CollectorEntry] = Field(default_factory=_default_collectors)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> AgentConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s: must be >= agent.backoff_initial_s")
+        if not self.server_url.startswith(("http://", "https://")):
+            raise ValueError("server_url: must start with http:// or https://")
+        return self
+
+
+class Config(_Section):
+    """The whole `loadpilot.toml`."""
+
+    state_dir: str = ".loadpilot"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+
+    # Where relative paths in this config are resolved from: the config file's folder, or the working directory.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config against the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def state_path(self) -> Path:
+        """The folder for loadpilot's own files (database, spool, keys, pid files)."""
+        return self.path(self.state_dir)
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, from the environment, the config, or the embedded SQLite default."""
+        url = os.environ.get(ENV_STORE_URL) or self.store.url
+        return url or f"sqlite:///{self.state_path / 'loadpilot.db'}"
+
+    @property
+    def agent_id(self) -> str:
+        """This agent's name: the configured id, else the host name."""
+        return self.agent.id or socket.gethostname()
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The file holding the shared signing key when none is given in the config or the environment."""
+        return self.path(self.auth.signing_key_file) if self.auth.signing_key_file else self.state_path / "signing.key"
+
+    def signing_key_value(self) -> str | None:
+        """The signing key given in the config, if any (the environment and the key file come after it)."""
+        return self.auth.signing_key.get_secret_value() if self.auth.signing_key else None
+
+    @property
+    def spool_file(self) -> Path:
+        """Where the agent keeps batches the server has not acknowledged yet."""
+        if self.agent.spool_path:
+            return self.path(self.agent.spool_path)
+        return self.state_path / f"spool-{self.agent_id}.db"
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """Turn a pydantic location into the dotted path a user would type: agent.collectors[0].type."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part.startswith("value_error"):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def problems_from(error: ValidationError, prefix: str = "") -> list[str]:
+    """Format a pydantic error as one `field.path: message` line per problem."""
+    lines = []
+    for err in error.errors():
+        path = _field_path(tuple(err["loc"]))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if ":" in msg.split(" ")[0]:  # a model validator named the field itself: "read_token: ..."
+            sub, msg = msg.split(":", 1)
+            path = f"{path}.{sub}" if path else sub
+            msg = msg.strip()
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see examples/loadpilot.toml)"
+        full = f"{prefix}{path}" if not prefix or not path else f"{prefix}.{path}"
+        lines.append(f"{full or prefix or '(top level)'}: {msg}")
+    return lines
+
+
+def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> Config:
+    """Validate a parsed TOML document; raise ConfigError with every problem found."""
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from(exc)) from None
+    if base_dir is not None:
+        config.base_dir = base_dir
+    return config
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load a config file; with no path, ./loadpilot.toml when present, else the built-in defaults."""
+    if path is None:
+        default = Path.cwd() / DEFAULT_CONFIG_NAME
+        if not default.exists():
+            return Config()
+        path = default
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    return parse_config(data, base_dir=path.resolve().parent)

@@ -1,0 +1,1 @@
+"""The HTTP API (ingest and queries) and, later, the dashboard."""

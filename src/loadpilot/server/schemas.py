@@ -1,0 +1,146 @@
+"""Request and response bodies of the HTTP API, as pydantic models (they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# No NUL characters: PostgreSQL cannot store them in text, and no name needs one.
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NO_NUL)]
+Short = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
+LabelKey = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
+LabelValue = Annotated[str, Field(max_length=512, pattern=NO_NUL)]
+# The smallest interval: with timestamps below 1e11 it keeps every slot (timestamp // interval) a 64-bit integer.
+MIN_INTERVAL_S = 0.001
+
+# Strict: numbers must be JSON numbers (not "0.5" or true), strings JSON strings.
+_INPUT = ConfigDict(extra="forbid", strict=True)
+
+
+class ResourceIn(BaseModel):
+    """A resource an agent describes: a host, a process, a VM."""
+
+    model_config = _INPUT
+
+    id: Name
+    kind: Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)]
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
+
+
+class SampleIn(BaseModel):
+    """One reading: utilisation as 0..1, memory in bytes, time in UNIX seconds."""
+
+    model_config = _INPUT
+
+    resource_id: Name
+    metric: Annotated[str, Field(min_length=1, max_length=128, pattern=NO_NUL)]
+    value: float
+    timestamp: Annotated[float, Field(gt=0, lt=1e11)]
+    unit: Short = ""
+    source: Short = ""
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class BatchBody(BaseModel):
+    """The body of POST /api/v1/samples. The batch id, signature and time travel in headers."""
+
+    model_config = _INPUT
+
+    agent: Name
+    interval: Annotated[
+        float, Field(ge=MIN_INTERVAL_S, le=86400, description="seconds between samples; slot = ts // interval")
+    ]
+    resources: list[ResourceIn] = Field(default_factory=list)
+    samples: list[SampleIn]
+
+
+class IngestResult(BaseModel):
+    """What the server did with a batch."""
+
+    batch_id: str
+    duplicate: bool = Field(description="the batch id was stored before: nothing was stored again")
+    received: int
+    stored: int = Field(description="samples new to the store (identities seen before are not stored twice)")
+
+
+class Problem(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+    errors: list[str] = Field(default_factory=list)
+
+
+class ResourceOut(BaseModel):
+    """A known resource."""
+
+    id: str
+    kind: str
+    labels: dict[str, str]
+
+
+class Point(BaseModel):
+    """One sample of a series."""
+
+    timestamp: float
+    value: float
+
+
+class SeriesOut(BaseModel):
+    """A metric of a resource over a time range, oldest first."""
+
+    resource_id: str
+    metric: str
+    unit: str
+    points: list[Point]
+
+
+class SampleOut(BaseModel):
+    """A stored sample."""
+
+    resource_id: str
+    metric: str
+    value: float
+    timestamp: float
+    unit: str
+    source: str
+
+
+class StatsOut(BaseModel):
+    """Aggregates of a metric over a window, per resource or per group."""
+
+    key: str
+    metric: str
+    count: int
+    mean: float
+    max: float
+    p95: float
+    latest: float
+
+
+class EventOut(BaseModel):
+    """Something loadpilot did or saw."""
+
+    id: int
+    time: float
+    kind: str
+    subject: str
+    reason: str
+    result: str
+    details: dict[str, object]
+
+
+class Health(BaseModel):
+    """The server is up and its store answers."""
+
+    status: str
+    version: str
+    store: str

@@ -1,0 +1,1 @@
+"""Transport: signing, the wire format, the durable spool and the shipping client."""

@@ -1,0 +1,132 @@
+"""The store contract: what the controller and the server rely on, for every backend."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from loadpilot.model import Batch, Event, Resource, Sample
+from loadpilot.store import Store, group_stats, window_stats
+
+T0 = 1_700_000_000.0
+
+
+def batch(samples: list[Sample], resources: tuple[Resource, ...] = (), interval: float = 1.0) -> Batch:
+    return Batch(uuid.uuid4().hex, "agent-1", interval, tuple(samples), resources)
+
+
+def test_same_identity_twice_keeps_one_row(store: Store) -> None:
+    first = store.write_batch(batch([Sample("h1", "cpu", 0.5, T0 + 0.2)]))
+    # Another batch, same resource and metric, same 1 s slot: the identity is (resource, metric, slot).
+    second = store.write_batch(batch([Sample("h1", "cpu", 0.9, T0 + 0.7)]))
+    assert (first.stored, second.stored) == (1, 0)
+    assert store.counts()["samples"] == 1
+    assert [s.value for s in store.series("h1", "cpu", T0, T0 + 10)] == [0.5]
+
+
+def test_a_batch_id_seen_before_stores_nothing(store: Store) -> None:
+    b = batch([Sample("h1", "cpu", 0.5, T0), Sample("h1", "cpu", 0.6, T0 + 1)])
+    assert store.write_batch(b).duplicate is False
+    again = store.write_batch(b)
+    assert again.duplicate is True and again.stored == 0
+    assert store.counts() | {"events": 0} == {"resources": 0, "samples": 2, "batches": 1, "events": 0}
+
+
+def test_slots_follow_the_batch_interval(store: Store) -> None:
+    samples = [Sample("h1", "cpu", float(i), T0 + i) for i in range(10)]
+    result = store.write_batch(batch(samples, interval=5.0))
+    assert result.stored == 2  # 10 seconds at a 5 s interval are two slots
+    assert [s.value for s in store.series("h1", "cpu", T0, T0 + 10)] == [0.0, 5.0]
+
+
+def test_latest_per_resource_and_metric(store: Store) -> None:
+    store.write_batch(
+        batch(
+            [
+                Sample("h1", "cpu", 0.1, T0),
+                Sample("h1", "cpu", 0.2, T0 + 1),
+                Sample("h1", "mem", 7.0, T0),
+                Sample("h2", "cpu", 0.3, T0 + 5, unit="ratio", source="host"),
+            ]
+        )
+    )
+    got = {(s.resource_id, s.metric): (s.value, s.timestamp) for s in store.latest()}
+    assert got == {("h1", "cpu"): (0.2, T0 + 1), ("h1", "mem"): (7.0, T0), ("h2", "cpu"): (0.3, T0 + 5)}
+    only = store.latest(metric="cpu", resource_ids=["h2"])
+    assert only == [Sample("h2", "cpu", 0.3, T0 + 5, "ratio", "host")]
+
+
+def test_series_is_a_half_open_range_oldest_first(store: Store) -> None:
+    store.write_batch(batch([Sample("h1", "cpu", float(i), T0 + i) for i in range(10)][::-1]))
+    got = store.series("h1", "cpu", T0 + 2, T0 + 5)
+    assert [s.value for s in got] == [2.0, 3.0, 4.0]
+    assert len(store.series("h1", "cpu", T0, T0 + 100, limit=4)) == 4
+
+
+def test_window_stats_per_resource(store: Store) -> None:
+    store.write_batch(batch([Sample("w1", "cpu", float(v), T0 + i) for i, v in enumerate(range(1, 21))]))
+    store.write_batch(batch([Sample("w2", "cpu", 0.5, T0 + i) for i in range(20)]))
+    stats = {s.key: s for s in window_stats(store, "cpu", window_s=10, now=T0 + 20)}
+    w1 = stats["w1"]
+    assert (w1.count, w1.mean, w1.max, w1.latest) == (10, 15.5, 20.0, 20.0)  # values 11..20
+    assert w1.p95 == pytest.approx(19.55)
+    assert stats["w2"].mean == 0.5 and stats["w2"].p95 == 0.5
+
+
+def test_group_stats_aggregate_every_member(store: Store) -> None:
+    resources = (
+        Resource("w1", "worker", {"pool": "web"}),
+        Resource("w2", "worker", {"pool": "web"}),
+        Resource("w3", "worker", {"pool": "api"}),
+    )
+    samples = [Sample(f"w{n}", "cpu", n / 10, T0 + i) for n in (1, 2, 3) for i in range(5)]
+    store.write_batch(batch(samples, resources))
+    stats = {s.key: s for s in group_stats(store, "cpu", window_s=60, now=T0 + 30, label="pool")}
+    assert set(stats) == {"web", "api"}
+    assert stats["web"].count == 10 and stats["web"].mean == pytest.approx(0.15)
+    assert stats["web"].max == pytest.approx(0.2)
+    assert stats["api"].count == 5
+
+
+def test_resources_with_kind_and_labels(store: Store) -> None:
+    res = (Resource("h1", "host", {"rack": "a"}), Resource("p1", "process", {"host": "h1", "group": "web"}))
+    store.write_batch(batch([Sample("h1", "cpu", 0.1, T0)], res))
+    assert store.resources() == list(res)
+    assert store.resources(kind="process") == [res[1]]
+    assert store.resources(labels={"group": "web"}) == [res[1]]
+    assert store.resources(labels={"group": "db"}) == []
+    # Labels change: the newest description wins.
+    store.write_batch(batch([], (Resource("h1", "host", {"rack": "b"}),)))
+    assert store.resources(kind="host") == [Resource("h1", "host", {"rack": "b"})]
+
+
+def test_events_newest_first_and_filtered(store: Store) -> None:
+    ids = [
+        store.add_event(Event(T0 + i, "scale" if i % 2 else "restart", f"pool/{i}", "why", "ok", {"n": i}))
+        for i in range(6)
+    ]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    got = store.events()
+    assert [e.id for e in got] == ids[::-1]
+    assert got[0].details == {"n": 5} and got[0].reason == "why"
+    assert [e.subject for e in store.events(kind="scale")] == ["pool/5", "pool/3", "pool/1"]
+    assert [e.subject for e in store.events(since=T0 + 4)] == ["pool/5", "pool/4"]
+    assert [e.subject for e in store.events(after_id=ids[3])] == ["pool/5", "pool/4"]
+    assert len(store.events(limit=2)) == 2
+    assert [e.id for e in store.events(subject="pool/2")] == [ids[2]]
+
+
+def test_retention_removes_old_samples_only(store: Store) -> None:
+    store.write_batch(batch([Sample("h1", "cpu", float(i), T0 + i) for i in range(100)]))
+    removed = store.delete_before(T0 + 60)
+    assert removed == 60
+    left = store.series("h1", "cpu", 0, T0 + 1000)
+    assert [s.value for s in left][:1] == [60.0] and len(left) == 40
+
+
+def test_large_batch_round_trips(store: Store) -> None:
+    samples = [Sample(f"r{i % 50}", f"m{i // 50}", i * 0.5, T0 + 3) for i in range(5000)]
+    assert store.write_batch(batch(samples)).stored == 5000
+    assert len(store.latest()) == 5000
+    assert sum(s.value for s in store.latest(metric="m0")) == pytest.approx(sum(i * 0.5 for i in range(50)))
