@@ -140,7 +140,7 @@ class _Started(PostgresServer):
         self.process = process
 
 
-def _start(bindir: Path, data: Path, tmp: Path, log: Path, run_as: dict[str, Any]) -> _Started:
+def _start(bindir: Path, data: Path, tmp: Path, log: Path, run_as: dict[str, Any], durable: bool) -> _Started:
     """Run postgres on a free port (again if another process took it first); create the test database."""
     for attempt in range(3):
         port = _free_port()
@@ -157,13 +157,8 @@ def _start(bindir: Path, data: Path, tmp: Path, log: Path, run_as: dict[str, Any
                     "-c",
                     "listen_addresses=127.0.0.1",
                     "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                    "-c",
                     "max_connections=200",
+                    *([] if durable else FAST_UNSAFE),
                 ],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -189,8 +184,12 @@ def _start(bindir: Path, data: Path, tmp: Path, log: Path, run_as: dict[str, Any
     raise AssertionError("unreachable")
 
 
+# Tests need no durability; benchmarks start the server with durable=True to be compared fairly.
+FAST_UNSAFE = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+
+
 @contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
+def running_postgres(durable: bool = False) -> Iterator[PostgresServer]:
     """A PostgreSQL server for the block: LOADPILOT_TEST_POSTGRES_URL's, or a throwaway one."""
     external = os.environ.get(ENV_URL)
     if external:
@@ -229,7 +228,7 @@ def running_postgres() -> Iterator[PostgresServer]:
         )
         if init.returncode != 0:
             raise PostgresUnavailable(f"initdb failed ({init.returncode}):\n{init.stdout}\n{init.stderr}")
-        server = _start(bindir, data, tmp, log, run_as)
+        server = _start(bindir, data, tmp, log, run_as, durable)
         proc = server.process
         yield server
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def slot_of(timestamp: float, interval: float) -> int:
@@ -22,9 +22,8 @@ def slot_of(timestamp: float, interval: float) -> int:
     return math.floor(timestamp / interval)
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One reading of one metric of one resource."""
+class Sample(NamedTuple):
+    """One reading of one metric of one resource (a tuple: millions of them are made per minute)."""
 
     resource_id: str
     metric: str

@@ -130,3 +130,34 @@ def test_large_batch_round_trips(store: Store) -> None:
     assert store.write_batch(batch(samples)).stored == 5000
     assert len(store.latest()) == 5000
     assert sum(s.value for s in store.latest(metric="m0")) == pytest.approx(sum(i * 0.5 for i in range(50)))
+
+
+def test_concurrent_writers_store_everything_once(store: Store) -> None:
+    """Many threads at once (the server's thread pool): every batch lands once, resends are duplicates."""
+    import threading
+
+    batches = [batch([Sample(f"r{t}", "m", float(i), T0 + i) for i in range(50)]) for t in range(16)]
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def send(b: Batch) -> None:
+        for _ in range(2):  # the second send of the same batch id must be a duplicate
+            r = store.write_batch(b)
+            with lock:
+                results.append(r.duplicate)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 16 + [True] * 16
+    assert store.counts()["samples"] == 16 * 50
+
+
+def test_latest_is_not_overwritten_by_an_older_resend(store: Store) -> None:
+    store.write_batch(batch([Sample("h1", "cpu", 0.9, T0 + 10)]))
+    store.write_batch(batch([Sample("h1", "cpu", 0.1, T0 + 5)]))  # late arrival of an older slot
+    assert [(s.value, s.timestamp) for s in store.latest()] == [(0.9, T0 + 10)]
+    store.delete_before(T0 + 20)
+    assert store.latest() == []

@@ -27,6 +27,7 @@ from loadpilot.server.schemas import (
     EventOut,
     Health,
     IngestResult,
+    Point,
     Problem,
     ResourceOut,
     SampleOut,
@@ -219,8 +220,8 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
             resource_id=resource,
             metric=metric,
             unit=unit,
-            points=[{"timestamp": s.timestamp, "value": s.value} for s in rows],
-        )  # type: ignore[misc]
+            points=[Point(timestamp=s.timestamp, value=s.value) for s in rows],
+        )
 
     @app.get(f"{API}/latest", response_model=list[SampleOut], dependencies=reads)
     def latest(
@@ -284,13 +285,14 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            doc = default_openapi()
-            body = BatchBody.model_json_schema(ref_template="#/components/schemas/{model}")
-            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(body.pop("$defs", {}))
-            schemas["BatchBody"] = body
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = default_openapi()  # cached as app.openapi_schema: the additions below are kept with it
+        body = BatchBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(body.pop("$defs", {}))
+        schemas["BatchBody"] = body
+        return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 # No NUL characters: PostgreSQL cannot store them in text, and no name needs one.
 NO_NUL = r"^[^\x00]*$"
@@ -17,7 +16,7 @@ LabelValue = Annotated[str, Field(max_length=512, pattern=NO_NUL)]
 MIN_INTERVAL_S = 0.001
 
 # Strict: numbers must be JSON numbers (not "0.5" or true), strings JSON strings.
-_INPUT = ConfigDict(extra="forbid", strict=True)
+_INPUT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ResourceIn(BaseModel):
@@ -41,13 +40,6 @@ class SampleIn(BaseModel):
     timestamp: Annotated[float, Field(gt=0, lt=1e11)]
     unit: Short = ""
     source: Short = ""
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
 
 
 class BatchBody(BaseModel):

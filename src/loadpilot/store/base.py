@@ -7,7 +7,7 @@ answer the same question with the same number.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -139,16 +139,10 @@ def dump_json(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
 
 
-def sample_rows(batch: Batch) -> Iterable[tuple[str, str, int, float, float, str, str]]:
-    """The rows a batch's samples become: (resource, metric, slot, ts, value, unit, source)."""
+def sample_rows(batch: Batch) -> list[tuple[int, str, str, float, float, str, str]]:
+    """The rows a batch's samples become: (slot, resource, metric, ts, value, unit, source)."""
     interval = batch.interval
-    for s in batch.samples:
-        yield (
-            s.resource_id,
-            s.metric,
-            slot_of(s.timestamp, interval),
-            s.timestamp,
-            s.value,
-            s.unit,
-            s.source,
-        )
+    return [
+        (slot_of(s.timestamp, interval), s.resource_id, s.metric, s.timestamp, s.value, s.unit, s.source)
+        for s in batch.samples
+    ]

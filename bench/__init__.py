@@ -1,0 +1,1 @@
+"""loadpilot's benchmarks: `python -m bench [NAME ...]` writes bench/results/NAME.json and NAME.md."""

@@ -1,0 +1,176 @@
+"""Ingest throughput: signed batches of 1,000 samples over loopback HTTP, per store backend.
+
+Beside each HTTP figure stands the same backend written directly in-process (no HTTP, no signature, no JSON),
+so the ratio shows what the API costs on top of the store. Both backends run durably: SQLite with
+synchronous=FULL, PostgreSQL with fsync and synchronous_commit on. Target for SQLite on a 2-core machine:
+>= 100,000 samples/s over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from rich.progress import Progress
+
+from bench.common import loadpilot, stop, wait_healthy, write_results
+from loadpilot.model import Batch, Resource, Sample
+from loadpilot.store import open_store
+from loadpilot.transport.signing import signed_headers
+from loadpilot.transport.wire import encode_batch
+from tests.helpers import free_port
+from tests.pgserver import running_postgres
+
+KEY = b"bench-ingest-key"
+SAMPLES_PER_BATCH = 1_000
+BATCHES = int(os.environ.get("BENCH_INGEST_BATCHES", "600"))
+CLIENTS = 4
+TARGET_SQLITE = 100_000
+
+
+def make_batches(n: int) -> list[Batch]:
+    """n batches of 1,000 distinct samples: 50 processes x 20 metrics, one slot per batch."""
+    t0 = time.time() - 86_400
+    resources = tuple(Resource(f"host{k}/proc/web/{k}", "process", {"pool": "web"}) for k in range(50))
+    return [
+        Batch(
+            uuid.uuid4().hex,
+            "bench",
+            1.0,
+            tuple(Sample(resources[i % 50].id, f"m{i // 50}", 0.5, t0 + b, "", "bench") for i in range(1000)),
+            resources,
+        )
+        for b in range(n)
+    ]
+
+
+def in_threads(work: Callable[[], None]) -> float:
+    """Run `work` in CLIENTS threads at once; the wall-clock seconds until all finished."""
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+def direct(url: str, batches: list[Batch]) -> float:
+    """Samples/s writing straight to the store from CLIENTS threads."""
+    store = open_store(url)
+    it = iter(batches)
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                batch = next(it, None)
+            if batch is None:
+                return
+            store.write_batch(batch)
+
+    elapsed = in_threads(work)
+    store.close()
+    return len(batches) * SAMPLES_PER_BATCH / elapsed
+
+
+def over_http(base: str, batches: list[Batch], progress: Progress, label: str) -> tuple[float, list[float]]:
+    """Samples/s and request latencies posting signed batches from CLIENTS threads."""
+    bodies = [(b.batch_id, encode_batch(b)) for b in batches]
+    it = iter(bodies)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    failures: list[str] = []
+    task = progress.add_task(label, total=len(bodies))
+
+    def work() -> None:
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with lock:
+                    item = next(it, None)
+                if item is None:
+                    return
+                batch_id, body = item
+                t = time.perf_counter()
+                r = client.post(
+                    f"{base}/api/v1/samples", content=body, headers=signed_headers(KEY, batch_id, body, time.time())
+                )
+                latencies.append(time.perf_counter() - t)
+                if r.status_code != 200 or r.json()["stored"] != SAMPLES_PER_BATCH:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+                progress.advance(task)
+
+    elapsed = in_threads(work)
+    if failures:
+        raise RuntimeError(f"{len(failures)} batches failed, first: {failures[0]}")
+    return len(bodies) * SAMPLES_PER_BATCH / elapsed, latencies
+
+
+@contextmanager
+def server(tmp: Path, store_url: str) -> Iterator[str]:
+    """A `loadpilot server` child process on a free port, storing into `store_url`."""
+    port = free_port()
+    config = tmp / f"server-{port}.toml"
+    config.write_text(
+        f'log_level = "warning"\nstate_dir = "{tmp}"\n[server]\nport = {port}\n[auth]\nsigning_key = "{KEY.decode()}"\n'
+    )
+    proc = loadpilot(
+        "server", "--config", str(config), log=tmp / f"server-{port}.log", env={"LOADPILOT_STORE_URL": store_url}
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc)
+        yield base
+    finally:
+        stop(proc)
+
+
+def measure(backend: str, urls: tuple[str, str], tmp: Path, progress: Progress) -> dict[str, object]:
+    """One backend: HTTP into the first store URL, direct into the second (fresh databases)."""
+    http_rate, lat = 0.0, [0.0]
+    with server(tmp, urls[0]) as base:
+        http_rate, lat = over_http(base, make_batches(BATCHES), progress, f"{backend} over HTTP")
+    direct_rate = direct(urls[1], make_batches(BATCHES))
+    lat_ms = sorted(x * 1000 for x in lat)
+    row: dict[str, object] = {
+        "backend": backend,
+        "HTTP samples/s": http_rate,
+        "direct samples/s": direct_rate,
+        "HTTP / direct": http_rate / direct_rate,
+        "batch p50 ms": statistics.median(lat_ms),
+        "batch p99 ms": lat_ms[int(len(lat_ms) * 0.99) - 1],
+    }
+    if backend == "sqlite":
+        row["target"] = f">= {TARGET_SQLITE:,}: {'met' if http_rate >= TARGET_SQLITE else 'NOT met'}"
+    return row
+
+
+def run() -> Path:
+    """Measure both backends and write bench/results/ingest.{json,md}."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmpdir, Progress() as progress:
+        tmp = Path(tmpdir)
+        rows.append(measure("sqlite", (f"sqlite:///{tmp}/http.db", f"sqlite:///{tmp}/direct.db"), tmp, progress))
+        with running_postgres(durable=True) as pg:
+            urls = (pg.create_database("bench_http"), pg.create_database("bench_direct"))
+            rows.append(measure("postgresql", urls, tmp, progress))
+    return write_results(
+        "ingest",
+        "Ingest: signed batches of 1,000 samples over loopback HTTP",
+        ["backend", "HTTP samples/s", "direct samples/s", "HTTP / direct", "batch p50 ms", "batch p99 ms", "target"],
+        rows,
+        [
+            f"{BATCHES} batches x {SAMPLES_PER_BATCH} distinct samples, {CLIENTS} client threads, server and client "
+            "on the same machine. Direct = the same batches written in-process by the same number of threads.",
+            "Durable settings on both: SQLite WAL with synchronous=FULL; PostgreSQL with fsync and synchronous_commit.",
+            "Run: `make bench` or `.venv/bin/python -m bench ingest`.",
+        ],
+    )
