@@ -60,18 +60,23 @@ def test_every_sampled_slot_is_stored_exactly_once(tmp_path: Path, launch: Launc
     assert ticks >= 29  # 5 + 20 + 5 seconds at one reading per second
     assert "skipped" not in log
 
+    # Straight from the file, not through the store's own queries: one row per (resource, metric, slot).
     with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TEMP VIEW named AS SELECT x.resource_id AS resource_id, m.name AS metric, s.slot AS slot "
+            "FROM samples s JOIN series x ON x.id = s.series JOIN metrics m ON m.id = s.metric_id"
+        )
         slots = [
             s
             for (s,) in conn.execute(
-                "SELECT slot FROM samples WHERE resource_id = 'outage' AND metric = 'mem.used_bytes' ORDER BY slot"
+                "SELECT slot FROM named WHERE resource_id = 'outage' AND metric = 'mem.used_bytes' ORDER BY slot"
             )
         ]
         per_identity = conn.execute(
-            "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM samples GROUP BY resource_id, metric, slot)"
+            "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM named GROUP BY resource_id, metric, slot)"
         ).fetchone()[0]
         self_slots = conn.execute(
-            "SELECT COUNT(DISTINCT slot) FROM samples WHERE resource_id = 'agent/outage'"
+            "SELECT COUNT(DISTINCT slot) FROM named WHERE resource_id = 'agent/outage'"
         ).fetchone()[0]
     assert len(slots) == ticks, "every reading the agent took is stored"
     assert slots == list(range(slots[0], slots[0] + ticks)), "no slot is missing in the outage"

@@ -70,6 +70,20 @@ def test_duplicate_batch_id_is_acknowledged_and_stores_nothing(api: Api) -> None
     assert api.store.series("h9", "cpu", 0, NOW + 1) == []
 
 
+def test_samples_may_come_as_compact_arrays(api: Api) -> None:
+    doc = _body(samples=[["h1", "cpu", 0.5, NOW], ["h1", "mem", 1024.0, NOW, "bytes", "host"]])
+    r = api.post_body(json.dumps(doc).encode())
+    assert r.status_code == 200, r.text
+    assert api.store.latest(resource_ids=["h1"]) == [
+        Sample("h1", "cpu", 0.5, NOW, "", ""),
+        Sample("h1", "mem", 1024.0, NOW, "bytes", "host"),
+    ]
+    for bad, where in (([["h1", "cpu", "0.5", NOW]], "samples[0][2]"), ([["h1", "cpu", 0.5]], "samples[0][3]")):
+        r = api.post_body(json.dumps(_body(samples=bad)).encode(), "b-2")
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith(where), r.json()
+
+
 def test_same_sample_identity_in_a_new_batch_is_stored_once(api: Api) -> None:
     api.post_batch(make_batch("first", samples=(Sample("h1", "cpu", 0.25, NOW),)))
     # Same resource, metric and slot (NOW // 5 == (NOW + 1) // 5), new batch id: the batch is new, the sample not.
@@ -736,9 +750,19 @@ def test_openapi_ingest_operation(openapi: dict[str, Any]) -> None:
     assert set(schema["properties"]) == {"agent", "interval", "resources", "samples"}
     assert set(schema["required"]) == {"agent", "interval", "samples"}
     assert schema["additionalProperties"] is False
-    sample = _resolve(openapi, schema["properties"]["samples"]["items"]["$ref"])
-    assert set(sample["required"]) == {"resource_id", "metric", "value", "timestamp"}
-    assert sample["properties"]["value"]["type"] == "number"
+    as_object, as_array = schema["properties"]["samples"]["items"]["anyOf"]
+    assert set(as_object["required"]) == {"resource_id", "metric", "value", "timestamp"}
+    assert as_object["properties"]["value"]["type"] == "number"
+    assert as_object["additionalProperties"] is False
+    assert [item["type"] for item in as_array["prefixItems"]] == [
+        "string",
+        "string",
+        "number",
+        "number",
+        "string",
+        "string",
+    ]
+    assert (as_array["minItems"], as_array["maxItems"]) == (4, 6)
 
 
 def test_openapi_read_parameters(openapi: dict[str, Any]) -> None:

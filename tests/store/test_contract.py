@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import uuid
 
+import psycopg
 import pytest
 
+from loadpilot.errors import PermanentError
 from loadpilot.model import Batch, Event, Resource, Sample
-from loadpilot.store import Store, group_stats, window_stats
+from loadpilot.store import Store, group_stats, open_store, window_stats
+from loadpilot.store.sqlite import path_from_url
 
 T0 = 1_700_000_000.0
 
@@ -134,7 +139,6 @@ def test_large_batch_round_trips(store: Store) -> None:
 
 def test_concurrent_writers_store_everything_once(store: Store) -> None:
     """Many threads at once (the server's thread pool): every batch lands once, resends are duplicates."""
-    import threading
 
     batches = [batch([Sample(f"r{t}", "m", float(i), T0 + i) for i in range(50)]) for t in range(16)]
     results: list[bool] = []
@@ -161,3 +165,26 @@ def test_latest_is_not_overwritten_by_an_older_resend(store: Store) -> None:
     assert [(s.value, s.timestamp) for s in store.latest()] == [(0.9, T0 + 10)]
     store.delete_before(T0 + 20)
     assert store.latest() == []
+
+
+def test_a_reopened_store_stores_nothing_twice(store: Store) -> None:
+    store.write_batch(batch([Sample("h1", "cpu", 0.5, T0)]))
+    again = open_store(store.url)
+    try:
+        assert again.write_batch(batch([Sample("h1", "cpu", 0.7, T0)])).stored == 0
+        assert again.write_batch(batch([Sample("h1", "cpu", 0.7, T0 + 1)])).stored == 1
+        assert [(s.value, s.timestamp) for s in again.latest()] == [(0.7, T0 + 1)]
+    finally:
+        again.close()
+
+
+def test_a_store_of_another_layout_version_is_refused(store: Store) -> None:
+    update = "UPDATE meta SET value = '999' WHERE key = 'schema_version'"
+    if store.url.startswith("sqlite:"):
+        with sqlite3.connect(path_from_url(store.url)) as conn:
+            conn.execute(update)
+    else:
+        with psycopg.connect(store.url) as pg:
+            pg.execute(update)
+    with pytest.raises(PermanentError, match=r"store\.url: .* layout version 999"):
+        open_store(store.url)

@@ -13,9 +13,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from loadpilot.errors import PermanentError
 from loadpilot.model import Batch, Event, Resource, Sample, WindowStats, slot_of
 
-SCHEMA_VERSION = 1
+SampleRow = tuple[int, str, str, float, float, str, str]
+"""A sample as a backend writes it: (slot, resource, metric, timestamp, value, unit, source)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,15 @@ def group_stats(
     return [s for s in out if s is not None]
 
 
+def check_schema_version(found: str | None, wanted: int, where: str) -> None:
+    """Refuse a database written by another version of the layout, before anything is written to it."""
+    if found is not None and found != str(wanted):
+        raise PermanentError(
+            f"store.url: {where} holds loadpilot's store layout version {found}, this version reads {wanted}; "
+            "point store.url at a new database (or move the old one away)"
+        )
+
+
 def labels_match(labels: Mapping[str, str], wanted: Mapping[str, str] | None) -> bool:
     """True when `labels` has every key of `wanted` with the same value."""
     return not wanted or all(labels.get(k) == v for k, v in wanted.items())
@@ -139,7 +150,7 @@ def dump_json(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
 
 
-def sample_rows(batch: Batch) -> list[tuple[int, str, str, float, float, str, str]]:
+def sample_rows(batch: Batch) -> list[SampleRow]:
     """The rows a batch's samples become: (slot, resource, metric, ts, value, unit, source)."""
     interval = batch.interval
     return [

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from loadpilot.errors import MissingDependencyError, PermanentError, TemporaryError
 from loadpilot.model import Batch, Event, Resource, Sample
-from loadpilot.store.base import SCHEMA_VERSION, WriteResult, dump_json, labels_match, sample_rows
+from loadpilot.store.base import SampleRow, WriteResult, check_schema_version, dump_json, labels_match, sample_rows
 
 try:
     import psycopg
@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS events (
     reason TEXT NOT NULL, result TEXT NOT NULL, details TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
+SCHEMA_VERSION = 1
 _SCHEMA_LOCK = 0x6C70_7374  # advisory lock id: two processes creating the schema at once would collide
 
 # Arrays go in binary (%b): psycopg dumps them about a third faster than as text literals.
@@ -114,6 +115,9 @@ class PostgresStore:
         self._known_lock = threading.Lock()
         with self._errors(), psycopg.connect(self._conninfo, connect_timeout=int(timeout_s)) as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            if conn.execute("SELECT to_regclass('meta')").fetchone() != (None,):
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                check_schema_version(None if row is None else str(row[0]), SCHEMA_VERSION, self.display_url)
             conn.execute(_SCHEMA)
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', %s) ON CONFLICT DO NOTHING",
@@ -177,7 +181,7 @@ class PostgresStore:
     def _write(
         self,
         batch: Batch,
-        rows: list[tuple[int, str, str, float, float, str, str]],
+        rows: list[SampleRow],
         changed: list[tuple[str, tuple[str, str]]],
     ) -> WriteResult:
         first_seen = batch.samples[0].timestamp if batch.samples else 0.0
@@ -330,10 +334,10 @@ def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
 
 
 def _newest_per_series(
-    rows: list[tuple[int, str, str, float, float, str, str]],
-) -> list[tuple[int, str, str, float, float, str, str]]:
+    rows: list[SampleRow],
+) -> list[SampleRow]:
     """One row per (resource, metric), the newest slot, in key order (an upsert may touch a row only once)."""
-    newest: dict[tuple[str, str], tuple[int, str, str, float, float, str, str]] = {}
+    newest: dict[tuple[str, str], SampleRow] = {}
     for row in rows:
         key = (row[1], row[2])
         if key not in newest or row[0] > newest[key][0]:
