@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NamedTuple
-
-from pydantic import Field
-
-# Limits every name obeys; the server checks them on the wire (server/schemas.py). No NUL characters: PostgreSQL
-# cannot store them in text, and no name needs one.
-NO_NUL = r"^[^\x00]*$"
-Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NO_NUL)]
-Short = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
+from typing import Any, NamedTuple
 
 
 def slot_of(timestamp: float, interval: float) -> int:
@@ -33,15 +25,15 @@ def slot_of(timestamp: float, interval: float) -> int:
 class Sample(NamedTuple):
     """One reading of one metric of one resource: utilisation as 0..1, memory in bytes, time in UNIX seconds.
 
-    A tuple, because millions are made per minute; the server validates request bodies straight into it.
+    A tuple, because millions are made per minute.
     """
 
-    resource_id: Name
-    metric: Annotated[str, Field(min_length=1, max_length=128, pattern=NO_NUL)]
+    resource_id: str
+    metric: str
     value: float
-    timestamp: Annotated[float, Field(gt=0, lt=1e11)]
-    unit: Short = ""
-    source: Short = ""
+    timestamp: float
+    unit: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

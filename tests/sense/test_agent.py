@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import ClassVar
 
 from loadpilot.model import Resource
-from loadpilot.sense.agent import Agent
+from loadpilot.sense.agent import RESOURCE_REFRESH_S, Agent
 from loadpilot.sense.collectors import Collection, CollectorOptions
 from loadpilot.store import open_store
 from tests.helpers import free_port, make_config, running_server, wait_for
@@ -20,11 +21,12 @@ class Fixed:
 
     def __init__(self, n: int = 3, fail: bool = False, value: float = 1.0) -> None:
         self.n, self.fail, self.value = n, fail, value
+        self.labels = {"k": "v"}
 
     def collect(self, now: float) -> Collection:
         if self.fail:
             raise RuntimeError("broken on purpose")
-        out = Collection(resources=[Resource("r1", "thing", {"k": "v"})])
+        out = Collection(resources=[Resource("r1", "thing", dict(self.labels))])
         for i in range(self.n):
             out.add("r1", f"m{i}", self.value, now, "", "fixed")
         return out
@@ -80,3 +82,25 @@ def test_batches_wait_in_the_spool_until_a_server_appears(tmp_path: Path) -> Non
         assert second.shipper.ship_pending()
     second.shutdown()
     assert len(store.series("r1", "m0", 0, 4e9)) == 2
+
+
+def test_resources_are_described_when_new_changed_or_due(tmp_path: Path) -> None:
+    """Each batch names its resources only when the server may not know them as they are now."""
+    config = make_config(tmp_path, free_port())
+    collector = Fixed(n=1)
+    agent = Agent(config, [collector])
+    t0 = 1_800_000_000.0
+
+    def described_at(now: float) -> set[str]:
+        agent.collect_once(now)
+        [batch] = agent.spool.oldest()
+        agent.spool.ack(batch.seq)
+        return {r["id"] for r in json.loads(batch.body)["resources"]}
+
+    assert described_at(t0) == {"r1", "agent/agent-test"}
+    assert described_at(t0 + 5) == set()
+    collector.labels = {"k": "changed"}
+    assert described_at(t0 + 10) == {"r1"}
+    assert described_at(t0 + 5 + RESOURCE_REFRESH_S) == {"agent/agent-test"}  # r1 was described again at t0 + 10
+    assert described_at(t0 + 10 + RESOURCE_REFRESH_S) == {"r1"}
+    agent.shutdown()

@@ -24,6 +24,7 @@ from loadpilot.transport.spool import Spool
 from loadpilot.transport.wire import encode_batch
 
 log = logging.getLogger(__name__)
+RESOURCE_REFRESH_S = 60.0  # every resource is described again at least this often
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Agent:
         self.stats = AgentStats()
         self.stop_event = threading.Event()
         self._self_resource = Resource(f"agent/{self.agent_id}", "agent", {"host": self.agent_id})
+        self._described: dict[str, tuple[Resource, float]] = {}  # id -> (as last described, when)
 
     def collect_once(self, now: float) -> list[Sample]:
         """Run every collector once and spool what they found; returns the samples taken."""
@@ -75,7 +77,7 @@ class Agent:
         self.stats.collect_seconds += time.perf_counter() - started
         samples.extend(self._self_samples(now))
         resources[self._self_resource.id] = self._self_resource
-        self._spool(samples, resources)
+        self._spool(samples, self._to_describe(resources, now))
         self.stats.ticks += 1
         self.stats.samples += len(samples)
         return samples
@@ -92,6 +94,22 @@ class Agent:
             "collector.errors_total": self.stats.collector_errors,
         }
         return [Sample(rid, metric, float(v), now, "", "agent") for metric, v in values.items()]
+
+    def _to_describe(self, resources: dict[str, Resource], now: float) -> dict[str, Resource]:
+        """The resources a batch must describe: new ones, changed ones, and each again every RESOURCE_REFRESH_S.
+
+        Describing every resource every tick would be most of what the agent encodes and sends; the refresh
+        repairs what a description lost with a dropped batch.
+        """
+        due = {}
+        for rid, res in resources.items():
+            last = self._described.get(rid)
+            if last is None or last[0] != res or now - last[1] >= RESOURCE_REFRESH_S:
+                due[rid] = res
+                self._described[rid] = (res, now)
+        for rid in self._described.keys() - resources.keys():
+            del self._described[rid]
+        return due
 
     def _spool(self, samples: list[Sample], resources: dict[str, Resource]) -> None:
         size = self.config.agent.max_batch_samples

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from loadpilot import __version__
 from loadpilot.config import Config, problems_from
 from loadpilot.errors import LoadpilotError, TemporaryError
-from loadpilot.model import Batch, Resource
+from loadpilot.model import Batch, Resource, Sample
 from loadpilot.server.metrics import ServerMetrics
 from loadpilot.server.schemas import (
     BatchBody,
@@ -180,7 +180,7 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
             batch_id,
             doc.agent,
             doc.interval,
-            tuple(doc.samples),
+            tuple(map(Sample._make, doc.samples)),
             tuple(Resource(r.id, r.kind, r.labels) for r in doc.resources),
         )
         started = time.perf_counter()

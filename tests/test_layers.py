@@ -1,0 +1,53 @@
+"""DESIGN.md's package map, enforced: each part of loadpilot imports only what it may."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "src" / "loadpilot"
+
+# What a module may import besides the standard library, by module or package (DESIGN.md, "Packages").
+STDLIB_ONLY = {"model", "errors", "clock"}
+# decide/ is pure: it must never reach anything that does I/O.
+DECIDE_FORBIDDEN = {"sense", "act", "store", "server", "coord", "transport", "control", "cli", "sim", "loadgen"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level names a file imports ('loadpilot.store' for loadpilot's own modules)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return {n if n.startswith("loadpilot.") else n.split(".")[0] for n in names}
+
+
+def _files(part: str) -> list[Path]:
+    single = PACKAGE / f"{part}.py"
+    return [single] if single.exists() else sorted((PACKAGE / part).rglob("*.py"))
+
+
+@pytest.mark.parametrize("part", sorted(STDLIB_ONLY))
+def test_core_types_use_the_standard_library_only(part: str) -> None:
+    for path in _files(part):
+        foreign = {
+            name
+            for name in _imports(path)
+            if name != "__future__"
+            and name.split(".")[0] not in sys.stdlib_module_names
+            and name not in {f"loadpilot.{p}" for p in STDLIB_ONLY}
+        }
+        assert not foreign, f"{path.relative_to(PACKAGE)} imports {sorted(foreign)}"
+
+
+def test_decide_does_no_io() -> None:
+    for path in _files("decide"):
+        reached = {name.split(".")[1] for name in _imports(path) if name.startswith("loadpilot.")}
+        assert not reached & DECIDE_FORBIDDEN, (
+            f"{path.relative_to(PACKAGE)} imports {sorted(reached & DECIDE_FORBIDDEN)}"
+        )
