@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from loadpilot.model import Resource
 from loadpilot.sense.collectors.base import Collection, CollectorOptions, Rates
+from loadpilot.sense.collectors.procstat import ProcessGone, read_stat
 
 SOURCE = "process"
 
@@ -51,7 +52,6 @@ class ProcessCollector:
         self.options = options
         self.host = host
         self._regex = re.compile(options.pattern) if options.pattern else None
-        self._procs: dict[int, psutil.Process] = {}
         self._verdicts: dict[int, bool] = {}  # pid -> matched, so each pid is inspected once
         self._rates = Rates()
 
@@ -81,28 +81,18 @@ class ProcessCollector:
         out = Collection()
         seen: set[str] = set()
         for pid in sorted(pids):
-            proc = self._procs.get(pid)
             try:
-                if proc is None:
-                    proc = self._procs[pid] = psutil.Process(pid)
-                with proc.oneshot():
-                    cpu = proc.cpu_times()
-                    rss = proc.memory_info().rss
-                    name = proc.name()
-            except psutil.Error:
-                self._procs.pop(pid, None)
+                stat = read_stat(pid)
+            except ProcessGone:
                 continue
             rid = f"{self.host}/proc/{self.options.name}/{pid}"
             seen.add(rid)
-            labels = {"host": self.host, "group": self.options.name, "pid": str(pid), "name": name}
+            labels = {"host": self.host, "group": self.options.name, "pid": str(pid), "name": stat.name}
             out.resources.append(Resource(rid, "process", {**labels, **self.options.labels}))
-            rate = self._rates.rate(rid, cpu.user + cpu.system, now)
+            rate = self._rates.rate(rid, stat.cpu_s, now)
             if rate is not None:
                 out.add(rid, "cpu.util", rate, now, "cores", SOURCE)
-            out.add(rid, "mem.rss_bytes", rss, now, "bytes", SOURCE)
-        for pid in list(self._procs):
-            if pid not in pids:
-                del self._procs[pid]
+            out.add(rid, "mem.rss_bytes", stat.rss_bytes, now, "bytes", SOURCE)
         self._rates.forget_except(seen)
         return out
 
