@@ -14,10 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from loadpilot.errors import PermanentError
-from loadpilot.model import Batch, Event, Resource, Sample, WindowStats, slot_of
-
-SampleRow = tuple[int, str, str, float, float, str, str]
-"""A sample as a backend writes it: (slot, resource, metric, timestamp, value, unit, source)."""
+from loadpilot.model import Batch, Event, Resource, Sample, WindowStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +145,3 @@ def labels_match(labels: Mapping[str, str], wanted: Mapping[str, str] | None) ->
 def dump_json(value: Mapping[str, Any]) -> str:
     """Serialise labels or details the same way in every backend."""
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
-
-
-def sample_rows(batch: Batch) -> list[SampleRow]:
-    """The rows a batch's samples become: (slot, resource, metric, ts, value, unit, source)."""
-    interval = batch.interval
-    return [
-        (slot_of(s.timestamp, interval), s.resource_id, s.metric, s.timestamp, s.value, s.unit, s.source)
-        for s in batch.samples
-    ]

@@ -15,8 +15,8 @@ from typing import Any, LiteralString
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from loadpilot.errors import MissingDependencyError, PermanentError, TemporaryError
-from loadpilot.model import Batch, Event, Resource, Sample
-from loadpilot.store.base import SampleRow, WriteResult, check_schema_version, dump_json, labels_match, sample_rows
+from loadpilot.model import Batch, Event, Resource, Sample, slot_of
+from loadpilot.store.base import WriteResult, check_schema_version, dump_json, labels_match
 
 try:
     import psycopg
@@ -52,6 +52,19 @@ CREATE TABLE IF NOT EXISTS events (
     reason TEXT NOT NULL, result TEXT NOT NULL, details TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
+SampleRow = tuple[int, str, str, float, float, str, str]
+"""A sample as it is written: (slot, resource, metric, timestamp, value, unit, source)."""
+
+
+def sample_rows(batch: Batch) -> list[SampleRow]:
+    """The rows a batch's samples become."""
+    interval = batch.interval
+    return [
+        (slot_of(s.timestamp, interval), s.resource_id, s.metric, s.timestamp, s.value, s.unit, s.source)
+        for s in batch.samples
+    ]
+
+
 SCHEMA_VERSION = 1
 _SCHEMA_LOCK = 0x6C70_7374  # advisory lock id: two processes creating the schema at once would collide
 
