@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-BENCHMARKS = ["ingest", "agent_overhead"]
+BENCHMARKS = ["ingest", "agent_overhead", "logsift"]
 
 
 def main(argv: list[str]) -> int:

@@ -14,10 +14,14 @@ case "${1:-test}" in
     command -v pkg-config >/dev/null 2>&1 || need pkg-config
     pkg-config --exists libvirt 2>/dev/null || need libvirt-dev
     command -v gcc >/dev/null 2>&1 || need gcc
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need nginx
+    command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need haproxy
     ;;
   bench)
     "$0" test
     command -v prometheus-node-exporter >/dev/null 2>&1 || need prometheus-node-exporter
+    command -v supervisord >/dev/null 2>&1 || need supervisor
+    command -v wrk >/dev/null 2>&1 || need wrk
     ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@ from contextlib import ExitStack
 
 import pytest
 
+from tests.act.pool.conftest import start_pool  # noqa: F401 (a real pool supervisor, for any test)
 from tests.pgserver import PostgresServer, PostgresUnavailable, running_postgres
 
 

@@ -40,6 +40,10 @@ def test_the_example_is_valid_and_complete() -> None:
         for name in type(getattr(config, section)).model_fields:
             shown = f"{name} =" in text or f"[[{section}.{name}]]" in text
             assert shown, f"{section}.{name} missing from the example"
+    pool = config.pools[0]
+    for part in (pool, pool.health, pool.restart, pool.balancer):
+        for name in type(part).model_fields:
+            assert f"{name} =" in text or name in ("health", "restart", "balancer"), f"pools.{name} missing"
 
 
 @pytest.mark.parametrize(
@@ -54,6 +58,27 @@ def test_the_example_is_valid_and_complete() -> None:
         ({"agent": {"collectors": [{"enabled": True}]}}, "agent.collectors[0].type: Field required"),
         ({"store": {"url": "mysql://x"}}, "store.url: must start with sqlite"),
         ({"server": {"host": "0.0.0.0"}}, "server.read_token: reads need a token"),
+        ({"pools": [{"name": "w", "command": "app {fd} {port}", "min": 3, "max": 2}]}, "pools[0].max: must be >= min"),
+        ({"pools": [{"name": "w", "command": "app {fd} {port}", "initial": 9}]}, "pools[0].initial: must be within"),
+        ({"pools": [{"name": "w", "command": "app {port}"}]}, "pools[0].command: mode 'shared' passes"),
+        ({"pools": [{"name": "w", "command": "app {fd}", "mode": "ports"}]}, "pools[0].command: mode 'ports'"),
+        ({"pools": [{"name": "w", "command": "app {fd} {port} {prot}"}]}, "pools[0].command: unknown placeholder"),
+        ({"pools": [{"name": "w", "command": ""}]}, "pools[0].command: must not be empty"),
+        ({"pools": [{"name": "a b", "command": "app {fd} {port}"}]}, "pools[0].name: use letters"),
+        ({"pools": [{"name": "w", "command": "x {fd} {port}", "helth": {}}]}, "pools[0].helth: unknown key"),
+        ({"pools": [{"name": "w", "command": "x {fd} {port}", "health": {"path": "hz"}}]}, "pools[0].health.path: "),
+        (
+            {"pools": [{"name": "w", "command": "x {fd} {port}", "balancer": {"type": "nginx"}}]},
+            "pools[0].balancer.type: a 'shared' pool is balanced by the kernel",
+        ),
+        (
+            {"pools": [{"name": "w", "command": "x {fd} {port}", "max": 8, "worker_ports": [9000, 9003]}]},
+            "pools[0].worker_ports: 4 ports for up to 8 workers",
+        ),
+        (
+            {"pools": [{"name": "w", "command": "x {fd} {port}"}, {"name": "w", "command": "x {fd} {port}"}]},
+            "pools[1].name: 'w' is used by another pool",
+        ),
     ],
 )
 def test_each_problem_names_its_field(data: dict[str, object], expected: str) -> None:

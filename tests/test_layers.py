@@ -51,3 +51,34 @@ def test_decide_does_no_io() -> None:
         assert not reached & DECIDE_FORBIDDEN, (
             f"{path.relative_to(PACKAGE)} imports {sorted(reached & DECIDE_FORBIDDEN)}"
         )
+
+
+# act/ turns decisions into effects; it may know the config and the value types, never the store or the server.
+ACT_MAY_REACH = {"model", "config", "errors", "clock", "act"}
+# logsift is a workload, not part of loadpilot: it must run with its own dependencies alone.
+LOGSIFT_DEPENDENCIES = {"drain3", "fastapi", "uvicorn", "starlette", "prometheus_client", "pydantic"}
+
+
+def test_act_reaches_only_model_and_config() -> None:
+    for path in _files("act"):
+        reached = {name.split(".")[1] for name in _imports(path) if name.startswith("loadpilot.")}
+        assert reached <= ACT_MAY_REACH, f"{path.relative_to(PACKAGE)} imports {sorted(reached - ACT_MAY_REACH)}"
+
+
+def test_logsift_imports_only_its_own_dependencies() -> None:
+    files = _files("apps/logsift")
+    assert files
+    for path in files:
+        foreign = {
+            name
+            for name in _imports(path)
+            if not name.startswith("loadpilot.apps.logsift")
+            and name.split(".")[0] not in sys.stdlib_module_names | LOGSIFT_DEPENDENCIES
+        }
+        assert not foreign, f"{path.relative_to(PACKAGE)} imports {sorted(foreign)}"
+
+
+def test_no_relative_import_hides_from_these_checks() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.level]
+        assert not relative, f"{path.relative_to(PACKAGE)} uses a relative import"

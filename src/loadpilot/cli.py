@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from loadpilot import __version__
+from loadpilot.cli_pool import pool_app
 from loadpilot.config import Config, load_config
 from loadpilot.errors import ConfigError, LoadpilotError
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check or show a configuration file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(pool_app, name="pool")
 
 ConfigOption = Annotated[
     Path | None,
@@ -232,7 +234,7 @@ def _collect_once(config: Config, as_json: bool) -> None:
 
 @app.command()
 def up(config_path: ConfigOption = None) -> None:
-    """Run the server and an agent on this machine until Ctrl-C (grows into the full demo in later releases)."""
+    """Run the server, an agent and every configured pool on this machine until Ctrl-C."""
     config = _load(config_path)
     base = [sys.executable, "-m", "loadpilot"]
     cfg = ["--config", str(config_path)] if config_path else []
@@ -241,10 +243,15 @@ def up(config_path: ConfigOption = None) -> None:
     where = f"http://{config.server.host}:{config.server.port}"
     _wait_healthy(f"{where}/api/v1/healthz", children[0])
     children.append(subprocess.Popen([*base, "agent", *cfg], env=env))
+    pools = ""
+    for pool in config.pools:
+        children.append(subprocess.Popen([*base, "pool", "start", pool.name, "--foreground", *cfg], env=env))
+        status = " ".join(["loadpilot pool status", pool.name, *cfg])
+        pools += f"  pool:     {pool.name} at http://{pool.host}:{pool.port}/  ({status})\n"
     typer.echo(
         f"\nloadpilot is up.\n  API:      {where}/api/v1  (docs: {where}/docs)\n"
         f"  metrics:  {where}/metrics\n  try:      curl '{where}/api/v1/latest?metric=cpu.util'\n"
-        f"  store:    {config.store_url}\nCtrl-C stops everything.\n"
+        f"{pools}  store:    {config.store_url}\nCtrl-C stops everything.\n"
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
@@ -259,7 +266,7 @@ def up(config_path: ConfigOption = None) -> None:
                 c.send_signal(signal.SIGTERM)
         for c in reversed(children):
             try:
-                c.wait(timeout=15)
+                c.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 c.kill()
                 c.wait()

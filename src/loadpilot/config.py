@@ -7,12 +7,14 @@ typo is never silently ignored, and every problem is reported as `field.path: me
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from loadpilot.errors import ConfigError
 
@@ -20,6 +22,9 @@ DEFAULT_CONFIG_NAME = "loadpilot.toml"
 ENV_SIGNING_KEY = "LOADPILOT_SIGNING_KEY"
 ENV_READ_TOKEN = "LOADPILOT_READ_TOKEN"  # noqa: S105 (a variable name, not a secret)
 ENV_STORE_URL = "LOADPILOT_STORE_URL"
+
+# What a pool's command may contain: each worker's port, the shared socket's fd, names, and loadpilot's Python.
+COMMAND_PLACEHOLDERS = ("{port}", "{fd}", "{worker}", "{pool}", "{host}", "{python}")
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -132,6 +137,121 @@ class AgentConfig(_Section):
         return self
 
 
+class HealthConfig(_Section):
+    """`[pools.health]`: how the supervisor knows a worker is alive and ready (an HTTP GET on its own port)."""
+
+    path: str = "/healthz"  # empty: no HTTP check; a worker is ready once it has run for `start_s`
+    interval_s: PositiveSeconds = 1.0
+    timeout_s: PositiveSeconds = 1.0
+    failures: Annotated[int, Field(ge=1, le=100)] = 3  # consecutive failed checks: leave the balancer, then TERM
+    start_timeout_s: PositiveSeconds = 30.0  # not ready this long after start: counted as a crash
+    start_s: Annotated[float, Field(ge=0)] = 1.0  # with no HTTP check: running this long means ready
+    metrics_path: str = "/metrics"  # Prometheus text with http_requests_total etc.; empty: none
+
+    @field_validator("path", "metrics_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if value and not value.startswith("/"):
+            raise ValueError("must start with / (or be empty)")
+        return value
+
+
+class RestartConfig(_Section):
+    """`[pools.restart]`: how dead workers come back, and when the supervisor gives up on one."""
+
+    backoff_initial_s: Annotated[float, Field(ge=0)] = 0.5
+    backoff_max_s: PositiveSeconds = 30.0
+    max_crashes: Annotated[int, Field(ge=1)] = 5  # this many crashes within window_s: the worker is failed
+    window_s: PositiveSeconds = 60.0
+    stable_s: PositiveSeconds = 10.0  # ready this long: the backoff starts again from backoff_initial_s
+
+
+class BalancerConfig(_Section):
+    """`[pools.balancer]`: the proxy in front of a `ports` pool (a `shared` pool needs none: the kernel balances)."""
+
+    type: Literal["none", "nginx", "haproxy"] = "none"
+    binary: str = ""  # empty: nginx or haproxy from PATH (or /usr/sbin)
+    method: Literal["least_conn", "round_robin"] = "least_conn"
+    retries: Annotated[int, Field(ge=1, le=10)] = 3  # tries of one request across workers
+    max_fails: Annotated[int, Field(ge=0)] = 1  # nginx: failures within fail_timeout_s that take a worker out
+    fail_timeout_s: PositiveSeconds = 10.0
+    connect_timeout_s: PositiveSeconds = 1.0
+    read_timeout_s: PositiveSeconds = 60.0
+    retry_non_idempotent: bool = False  # also retry POSTs on another worker (only if the app is idempotent)
+
+
+class PoolConfig(_Section):
+    """One `[[pools]]` entry: a set of identical worker processes started from one command."""
+
+    name: str
+    command: list[str]
+    min: Annotated[int, Field(ge=0, le=1024)] = 1
+    max: Annotated[int, Field(ge=1, le=1024)] = 4
+    initial: Annotated[int, Field(ge=0, le=1024)] | None = None  # empty: min
+    mode: Literal["shared", "ports"] = "shared"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8480  # where clients connect (shared socket or balancer)
+    worker_ports: tuple[Port, Port] = (8481, 8580)  # each worker's own port: `{port}` in the command
+    drain_s: Annotated[float, Field(ge=0)] = 5.0  # scale-in: out of the balancer this long before TERM
+    stop_timeout_s: PositiveSeconds = 10.0  # TERM, then KILL after this long
+    cpu_quota: Annotated[float, Field(ge=0)] = 0.0  # cores per worker through cgroups; 0: no limit
+    cwd: str = ""
+    env: dict[str, str] = Field(default_factory=dict)
+    tick_s: PositiveSeconds = 0.5
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    restart: RestartConfig = Field(default_factory=RestartConfig)
+    balancer: BalancerConfig = Field(default_factory=BalancerConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
+            raise ValueError("use letters, digits, '_', '-' or '.', at most 63, starting with a letter or digit")
+        return value
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split_command(cls, value: object) -> object:
+        """A string is split like a shell would split words (never run by a shell)."""
+        return shlex.split(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PoolConfig:
+        if not self.command:
+            raise ValueError("command: must not be empty")
+        text = " ".join(self.command)
+        if self.max < self.min:
+            raise ValueError(f"max: must be >= min ({self.min})")
+        if self.initial is not None and not self.min <= self.initial <= self.max:
+            raise ValueError(f"initial: must be within min..max ({self.min}..{self.max})")
+        low, high = self.worker_ports
+        if high < low:
+            raise ValueError("worker_ports: the first port must be <= the second")
+        if "{port}" in text and high - low + 1 < self.max:
+            raise ValueError(f"worker_ports: {high - low + 1} ports for up to {self.max} workers")
+        if self.mode == "shared" and "{fd}" not in text:
+            raise ValueError("command: mode 'shared' passes the listening socket as {fd}; put {fd} in the command")
+        if self.mode == "ports" and "{port}" not in text:
+            raise ValueError("command: mode 'ports' gives each worker a port as {port}; put {port} in the command")
+        if self.mode == "shared" and self.balancer.type != "none":
+            raise ValueError("balancer.type: a 'shared' pool is balanced by the kernel; use mode = 'ports' for a proxy")
+        if self.mode == "ports" and self.balancer.type != "none" and self.port == 0:
+            raise ValueError("port: the balancer needs a port to listen on")
+        if self.health.path and "{port}" not in text:
+            raise ValueError("health.path: an HTTP check needs each worker's own port; add {port} or set path = ''")
+        for placeholder in re.findall(r"{[^}]*}", text):
+            if placeholder not in COMMAND_PLACEHOLDERS:
+                raise ValueError(
+                    f"command: unknown placeholder {placeholder} (known: {' '.join(COMMAND_PLACEHOLDERS)})"
+                )
+        return self
+
+    @property
+    def initial_size(self) -> int:
+        """How many workers the pool starts with."""
+        return self.min if self.initial is None else self.initial
+
+
 class Config(_Section):
     """The whole `loadpilot.toml`."""
 
@@ -141,6 +261,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    pools: list[PoolConfig] = Field(default_factory=list)
 
     # Where relative paths in this config are resolved from: the config file's folder, or the working directory.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -174,6 +295,22 @@ class Config(_Section):
     def signing_key_value(self) -> str | None:
         """The signing key given in the config, if any (the environment and the key file come after it)."""
         return self.auth.signing_key.get_secret_value() if self.auth.signing_key else None
+
+    @model_validator(mode="after")
+    def _unique_pool_names(self) -> Config:
+        names = [p.name for p in self.pools]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"pools[{i}].name: {name!r} is used by another pool")
+        return self
+
+    def pool(self, name: str) -> PoolConfig:
+        """The pool called `name`; ConfigError listing the known pools otherwise."""
+        for p in self.pools:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in self.pools) or "none configured"
+        raise ConfigError([f"pools: no pool named {name!r} (known: {known})"])
 
     @property
     def spool_file(self) -> Path:

@@ -23,8 +23,11 @@ def _entries(config: Config) -> list[tuple[int, Any, CollectorOptions | None, li
         except LoadpilotError as exc:
             out.append((i, None, None, [f"{where}.type: {exc}"]))
             continue
+        raw = entry.options()
+        if "state_dir" in cls.Options.model_fields and not raw.get("state_dir"):
+            raw["state_dir"] = str(config.state_path)  # collectors that read loadpilot's own files find them
         try:
-            options = cls.Options.model_validate(entry.options())
+            options = cls.Options.model_validate(raw)
         except ValidationError as exc:
             out.append((i, cls, None, problems_from(exc, prefix=where)))
             continue

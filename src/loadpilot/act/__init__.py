@@ -1,0 +1,1 @@
+"""Actuators: the process pool, load-balancer drivers, and (later) hypervisors."""

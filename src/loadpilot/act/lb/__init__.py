@@ -1,0 +1,1 @@
+"""Load-balancer drivers: the shared listening socket, nginx and HAProxy."""

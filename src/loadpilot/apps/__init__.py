@@ -1,0 +1,1 @@
+"""Applications loadpilot runs and balances: reference workloads with their own dependencies only."""
