@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-BENCHMARKS = ["ingest", "agent_overhead", "logsift"]
+BENCHMARKS = ["ingest", "agent_overhead", "logsift", "pool_restart", "pool_scaling"]
 
 
 def main(argv: list[str]) -> int:

@@ -182,7 +182,8 @@ def run() -> Path:
         f"Each manager runs one logsift worker (`python -m loadpilot.apps.logsift --port P`). {ROUNDS} rounds: wait "
         "until it answers, 1 s more, SIGKILL, then poll GET /healthz every 5 ms until 200.",
         "Most of the time is the program's own start (Python + FastAPI imports); what differs is how fast each "
-        "manager notices the death and starts again: loadpilot is woken by SIGCHLD, supervisord polls its children.",
+        "manager notices the death and starts again: loadpilot is woken by SIGCHLD and starts the replacement at "
+        "once; supervisord reaps and restarts from its main loop, which wakes about once a second.",
         "loadpilot config: restart.stable_s = 1 so each kill is a first crash (restarted at once); supervisord: "
         "autorestart=true, its defaults otherwise.",
         "Run: `.venv/bin/python -m bench pool_restart` (BENCH_RESTART_ROUNDS sets the rounds).",

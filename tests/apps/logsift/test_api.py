@@ -203,6 +203,31 @@ def test_requests_over_the_concurrency_limit_get_503_with_retry_after() -> None:
     assert metrics["http_requests_total"] == 2 and metrics["http_requests_in_flight"] == 0
 
 
+async def _queued(app: Starlette) -> list[httpx.Response]:
+    registry = app.state.service.metrics.registry
+    gate = asyncio.Event()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://logsift") as client:
+            held = asyncio.create_task(client.post("/api/analyze", content=_held_body(gate)))
+            for _ in range(1000):
+                if registry.get_sample_value("http_requests_in_flight") == 1:
+                    break
+                await asyncio.sleep(0.001)
+            waiting = asyncio.create_task(client.post("/api/analyze", content=b"waits its turn 1"))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()  # the only place is taken: it waits instead of being refused
+            refused = await client.post("/api/analyze", content=b"one too many 1")
+            gate.set()
+            return [await held, await waiting, refused]
+
+
+def test_a_queue_lets_requests_wait_for_a_place_and_refuses_beyond_it() -> None:
+    held, waited, refused = asyncio.run(_queued(create_app(Settings(concurrency=1, queue=1))))
+    assert (held.status_code, waited.status_code, refused.status_code) == (200, 200, 503)
+    assert waited.json()["lines"] == 1
+
+
 def test_workers_sharing_a_database_add_their_counts_up(tmp_path: Path) -> None:
     db = tmp_path / "counts.sqlite"
     with TestClient(create_app(Settings(db=db))) as one, TestClient(create_app(Settings(db=db))) as two:

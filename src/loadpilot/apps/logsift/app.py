@@ -55,7 +55,9 @@ class Settings:
     io_ms: float = 0.0
     """Simulated backend wait per analysis (an asyncio sleep), so a pool's capacity grows with its workers."""
     concurrency: int = 64
-    """Requests served at once; more get 503 with Retry-After."""
+    """Requests served at once; up to `queue` more wait, the rest get 503 with Retry-After."""
+    queue: int = 0
+    """Requests that may wait for one of the `concurrency` places (0: none wait, over the limit is 503)."""
     db: Path | None = None
     """SQLite file for template counts shared by workers; None keeps this worker's counts in memory."""
     max_bytes: int = 8 * 2**20
@@ -221,7 +223,9 @@ def create_app(settings: Settings | None = None, counts: TemplateCounts | None =
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics_page, methods=["GET"]),
         ],
-        middleware=[Middleware(ServedRequests, metrics=metrics, concurrency=settings.concurrency)],
+        middleware=[
+            Middleware(ServedRequests, metrics=metrics, concurrency=settings.concurrency, queue=settings.queue)
+        ],
         lifespan=lifespan,
     )
     app.state.service = service

@@ -8,6 +8,7 @@ demand), and also in `logsift_refused_requests_total`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -45,17 +46,21 @@ class WorkerMetrics:
 
 
 class ServedRequests:
-    """ASGI middleware: meters served requests and refuses those beyond `concurrency` with 503 and Retry-After.
+    """ASGI middleware: meters served requests, serves at most `concurrency` at once, lets up to `queue` more
+    wait their turn (first come, first served), and refuses the rest with 503 and Retry-After.
 
     The refusal is immediate, before the body is read, so that a balancer (nginx `proxy_next_upstream http_503`,
     HAProxy) can retry elsewhere at once rather than queue behind a busy worker.
     """
 
-    def __init__(self, app: ASGIApp, metrics: WorkerMetrics, concurrency: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: WorkerMetrics, concurrency: int, queue: int = 0) -> None:
         self.app = app
         self.metrics = metrics
         self.concurrency = concurrency
+        self.queue = queue
         self.active = 0
+        self.waiting = 0
+        self._slots: asyncio.Semaphore | None = None  # made on first use, inside the server's event loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection event: probes pass straight through, served requests are metered."""
@@ -64,10 +69,17 @@ class ServedRequests:
             return
         started = time.perf_counter()
         try:
-            if self.active >= self.concurrency:
+            if self.active + self.waiting >= self.concurrency + self.queue:
                 self.metrics.refused.inc()
                 await _refuse(send, self.concurrency)
                 return
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.concurrency)
+            self.waiting += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self.waiting -= 1
             self.active += 1
             self.metrics.in_flight.inc()
             try:
@@ -75,6 +87,7 @@ class ServedRequests:
             finally:
                 self.active -= 1
                 self.metrics.in_flight.dec()
+                self._slots.release()
         finally:
             self.metrics.requests.inc()
             self.metrics.duration.observe(time.perf_counter() - started)

@@ -1,7 +1,7 @@
 """The command line: one logsift worker serving a port, a listening socket inherited from its parent, or both.
 
     python -m loadpilot.apps.logsift [--host 127.0.0.1] [--port P] [--fd N] [--io-ms MS] [--concurrency N]
-                                     [--db PATH] [--max-bytes N] [--max-lines N] [--threads N]
+                                     [--queue N] [--db PATH] [--max-bytes N] [--max-lines N] [--threads N]
 
 SIGTERM (or SIGINT) stops accepting, lets requests in flight finish (for at most --graceful-timeout seconds)
 and exits 0. Exit 2 for a usage error, 1 when the worker cannot start (port taken, database unusable).
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         io_ms=args.io_ms,
         concurrency=args.concurrency,
+        queue=args.queue,
         db=args.db,
         max_bytes=args.max_bytes,
         max_lines=args.max_lines,
@@ -147,7 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fd", type=_count(0), help="also (or only) serve this inherited listening socket")
     parser.add_argument("--io-ms", type=_amount, default=0.0, help="simulated backend wait per analysis, ms")
     parser.add_argument(
-        "--concurrency", type=_count(1), default=64, help="requests at once; more get 503 (default: 64)"
+        "--concurrency", type=_count(1), default=64, help="requests at once; more wait or get 503 (default: 64)"
+    )
+    parser.add_argument(
+        "--queue", type=_count(0), default=0, help="requests that may wait for a place; more get 503 (default: 0)"
     )
     parser.add_argument("--db", type=Path, help="SQLite file for template counts shared by workers (WAL)")
     parser.add_argument("--max-bytes", type=_count(1), default=8 * 2**20, help="largest body, bytes (default: 8 MiB)")
