@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from loadpilot.act.lb.base import Route
@@ -117,3 +118,20 @@ def test_a_body_larger_than_nginx_buffers_reaches_the_worker(lb: Harness) -> Non
         assert (response.status, response.read()) == (200, b"a 3000000\n")
     finally:
         conn.close()
+
+
+def test_a_new_id_or_pid_on_the_same_servers_needs_no_reload(lb: Harness, tmp_path: Path) -> None:
+    a = lb.spawn("a")
+    lb.update(a)
+    assert lb.balancer.pid is not None
+    workers_before = {p.pid for p in psutil.Process(lb.balancer.pid).children()}
+    renamed = Route("a.2", a.route.host, a.route.port, pid=a.route.pid + 1)
+    lb.balancer.update([renamed])
+    assert lb.balancer.routes() == [renamed]  # the file says who serves now
+    assert {p.pid for p in psutil.Process(lb.balancer.pid).children()} == workers_before  # but nginx was not reloaded
+    assert lb.answered_by({"a"}) == {"a"}
+
+
+def test_the_front_accepts_only_once_a_request_arrived(tmp_path: Path) -> None:
+    text = render_config(tmp_path, "127.0.0.1:8080", [], SETTINGS)
+    assert "listen 127.0.0.1:8080 deferred;" in text  # a reload never closes a just-accepted, idle connection

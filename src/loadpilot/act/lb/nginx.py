@@ -21,6 +21,7 @@ import pwd
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ ROUTE_LINE = re.compile(
     r"^\s*server\s+(?:\[(?P<ip6>[^\]]+)\]|(?P<host>[^\s:]+)):(?P<port>\d+)\s+weight=(?P<weight>\d+)\b.*"
     r"#\s*loadpilot-route\s+id=(?P<id>\S+)\s+pid=(?P<pid>\d+)\s*$"
 )
+ROUTE_NOTE = re.compile(r"#\s*loadpilot-route\s.*$", re.MULTILINE)
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")
 RELOAD_TIMEOUT_S = 10.0
 
@@ -185,6 +187,8 @@ class NginxBalancer:
     def update(self, routes: Sequence[Route]) -> None:
         """Make nginx route new requests to exactly `routes`: render, `nginx -t`, reload; no-op when unchanged.
 
+        When only worker ids or pids change (same servers), the file is rewritten and nginx is not reloaded.
+
         A config nginx rejects raises PermanentError with nginx's own message, and the last good config stays
         in force (file and process).
         """
@@ -195,6 +199,12 @@ class NginxBalancer:
             text = self._render(checked)
             if text == self._good:
                 self._routes = checked
+                return
+            if without_route_notes(text) == without_route_notes(self._good):
+                # Only the notes changed (a worker replaced on the same port): nginx already routes right, and a
+                # reload would close connections its old workers just accepted (nginx's graceful shutdown does).
+                self._write(text)
+                self._good, self._routes = text, checked
                 return
             self._write(text)
             try:
@@ -287,6 +297,11 @@ class NginxBalancer:
         return render_config(self._workdir, host_port(self._host, self._port), routes, self._settings)
 
 
+def without_route_notes(text: str) -> str:
+    """nginx.conf without loadpilot's per-server notes (ids, pids): what nginx itself acts on."""
+    return ROUTE_NOTE.sub("", text)
+
+
 def render_config(workdir: Path, listen: str, routes: Sequence[Route], settings: dict[str, object]) -> str:
     """The complete nginx.conf: every path inside `workdir`, one upstream of `routes`, one proxying server.
 
@@ -324,7 +339,9 @@ def render_config(workdir: Path, listen: str, routes: Sequence[Route], settings:
         *([keepalive] if keepalive else []),
         "    }",
         "    server {",
-        f"        listen {listen};",
+        # deferred (Linux): accept a connection only once its request has arrived, so a reload's graceful
+        # shutdown never finds it idle and closes it unanswered.
+        f"        listen {listen}{' deferred' if sys.platform.startswith('linux') else ''};",
         "        location / {",
         f"            proxy_pass http://{UPSTREAM};",
         "            proxy_http_version 1.1;",

@@ -55,6 +55,7 @@ class Slot:
     backoff_s: float = 0.0
     next_start_at: float = 0.0
     failed: str = ""  # the circuit breaker is open: why
+    held: Route | None = None  # a dead worker's route, kept in a reloading proxy until the slot serves again
 
 
 class Supervisor:
@@ -79,6 +80,10 @@ class Supervisor:
         self._wake = threading.Event()
         self.checks = HealthChecks(config.health, config.host, min(32, config.max + 4), FAST_TICK_S, self._wake.set)
         self._routed: list[Route] | None = None
+        # nginx reloads to change its servers, and a reload closes connections its old workers have just accepted.
+        # So a crashed worker's server stays listed (nginx retries a refused connection on another worker, POSTs
+        # included, as nothing was sent) and its replacement on the same port needs no reload at all.
+        self._hold_dead_routes = balancer.kind == "nginx"
         self._reported_routes: list[str] = []
         self._next_measure = 0.0
 
@@ -172,6 +177,8 @@ class Supervisor:
         """A worker died or was given up on: free its place and decide when (or whether) the slot tries again."""
         if slot.worker is worker:
             slot.worker = None
+            if self._hold_dead_routes and worker.state == "ready" and worker.poll() is not None and worker.port:
+                slot.held = Route(worker.key, self.config.host, worker.port, pid=worker.pid or 0)
         if slot.replacement is worker:
             slot.replacement = None
         if worker.poll() is None:
@@ -186,6 +193,7 @@ class Supervisor:
         if len(slot.crashes) >= restart.max_crashes:
             slot.failed = f"{len(slot.crashes)} crashes within {restart.window_s:g} s; last: {reason}"
             self.event("failed", worker.id, slot.failed, "failed")
+            slot.held = None
             return
         delay = slot.backoff_s
         slot.backoff_s = restart.backoff_initial_s if delay == 0 else min(restart.backoff_max_s, delay * 2)
@@ -310,12 +318,14 @@ class Supervisor:
                 self.event("killed", worker.id, f"still running {self.config.stop_timeout_s:g} s after TERM")
 
     def _sync_balancer(self) -> None:
-        routes = [
-            Route(w.key, self.config.host, w.port or 0, pid=w.pid or 0)
-            for s in sorted(self.slots.values(), key=lambda s: s.index)
-            for w in (s.worker, s.replacement)
-            if w is not None and w.state == "ready"
-        ]
+        routes: list[Route] = []
+        for slot in sorted(self.slots.values(), key=lambda s: s.index):
+            ready = [w for w in (slot.worker, slot.replacement) if w is not None and w.state == "ready"]
+            if ready or slot.failed:
+                slot.held = None
+            routes += [Route(w.key, self.config.host, w.port or 0, pid=w.pid or 0) for w in ready]
+            if slot.held is not None:
+                routes.append(slot.held)
         if routes == self._routed:
             return
         try:
