@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from loadpilot import __version__
+from loadpilot.cli_loadgen import loadgen_app
 from loadpilot.cli_pool import pool_app
-from loadpilot.config import Config, load_config
+from loadpilot.config import Config, load_config, problems_from
 from loadpilot.errors import ConfigError, LoadpilotError
 
 app = typer.Typer(
@@ -28,6 +31,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check or show a configuration file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(pool_app, name="pool")
+app.add_typer(loadgen_app, name="loadgen")
 
 ConfigOption = Annotated[
     Path | None,
@@ -140,8 +144,8 @@ def server(
     if overrides:
         try:
             config.server = config.server.model_validate({**config.server.model_dump(), **overrides})
-        except Exception as exc:
-            _fail([f"--host/--port: {exc}"])
+        except ValidationError as exc:
+            _fail([re.sub(r"^server\.(host|port):", r"--\1:", line) for line in problems_from(exc, "server")])
     try:
         key = resolve_signing_key(config.signing_key_value(), config.signing_key_path, create=True)
         store = open_store(config.store_url, config.store.sqlite_synchronous)

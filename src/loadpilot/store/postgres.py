@@ -66,6 +66,16 @@ def sample_rows(batch: Batch) -> list[SampleRow]:
 
 
 SCHEMA_VERSION = 1
+# Errors that retrying cannot fix: bad password or role, no such database, no permission. A refused login has no
+# SQLSTATE in libpq (no result), only the server's message, so its usual (English) phrases are recognised too.
+_WONT_HEAL = {"28P01", "28000", "3D000", "42501"}
+_WONT_HEAL_PHRASES = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "permission denied",
+)
 _SCHEMA_LOCK = 0x6C70_7374  # advisory lock id: two processes creating the schema at once would collide
 
 # Arrays go in binary (%b): psycopg dumps them about a third faster than as text literals.
@@ -152,10 +162,13 @@ class PostgresStore:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Translate driver errors: lost or refused connections may heal, anything else will fail again."""
+        """Translate driver errors: lost or refused connections may heal; refused logins, missing databases and
+        anything else will fail again."""
         try:
             yield
         except psycopg.OperationalError as exc:
+            if exc.sqlstate in _WONT_HEAL or any(phrase in str(exc) for phrase in _WONT_HEAL_PHRASES):
+                raise PermanentError(f"PostgreSQL store at {self.display_url}: {exc}".strip()) from exc
             raise TemporaryError(f"PostgreSQL store at {self.display_url}: {exc}".strip()) from exc
         except psycopg.Error as exc:
             raise PermanentError(f"PostgreSQL store at {self.display_url}: {exc}".strip()) from exc
