@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-BENCHMARKS = ["ingest", "agent_overhead", "logsift", "pool_restart", "pool_scaling"]
+BENCHMARKS = ["ingest", "agent_overhead", "logsift", "pool_restart", "pool_scaling", "loadgen_cpu", "loadgen_http"]
 
 
 def main(argv: list[str]) -> int:

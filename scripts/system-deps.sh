@@ -22,6 +22,7 @@ case "${1:-test}" in
     command -v prometheus-node-exporter >/dev/null 2>&1 || need prometheus-node-exporter
     command -v supervisord >/dev/null 2>&1 || need supervisor
     command -v wrk >/dev/null 2>&1 || need wrk
+    command -v stress-ng >/dev/null 2>&1 || need stress-ng
     ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac

@@ -65,6 +65,25 @@ def test_act_reaches_only_model_and_config() -> None:
         assert reached <= ACT_MAY_REACH, f"{path.relative_to(PACKAGE)} imports {sorted(reached - ACT_MAY_REACH)}"
 
 
+# loadgen/ runs on a machine under test with nothing but the standard library and psutil.
+LOADGEN_DEPENDENCIES = {"psutil"}
+LOADGEN_MAY_REACH = {"loadpilot.errors"}
+
+
+def test_loadgen_imports_only_the_standard_library_and_psutil() -> None:
+    files = _files("loadgen")
+    assert files
+    for path in files:
+        foreign = {
+            name
+            for name in _imports(path)
+            if not name.startswith("loadpilot.loadgen")
+            and name not in LOADGEN_MAY_REACH
+            and name.split(".")[0] not in sys.stdlib_module_names | LOADGEN_DEPENDENCIES
+        }
+        assert not foreign, f"{path.relative_to(PACKAGE)} imports {sorted(foreign)}"
+
+
 def test_logsift_imports_only_its_own_dependencies() -> None:
     files = _files("apps/logsift")
     assert files
