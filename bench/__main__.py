@@ -7,7 +7,18 @@ import sys
 
 from rich.console import Console
 
-BENCHMARKS = ["ingest", "agent_overhead", "logsift", "pool_restart", "pool_scaling", "loadgen_cpu", "loadgen_http"]
+BENCHMARKS = [
+    "ingest",
+    "agent_overhead",
+    "logsift",
+    "pool_restart",
+    "pool_scaling",
+    "loadgen_cpu",
+    "loadgen_http",
+    "autoscale_sim",
+    "coord",
+    "vm_sim",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -16,6 +16,8 @@ case "${1:-test}" in
     command -v gcc >/dev/null 2>&1 || need gcc
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need nginx
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need haproxy
+    command -v redis-server >/dev/null 2>&1 || need redis-server
+    command -v etcd >/dev/null 2>&1 || need etcd-server
     ;;
   bench)
     "$0" test

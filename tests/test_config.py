@@ -36,14 +36,15 @@ def test_the_example_is_valid_and_complete() -> None:
     assert config.state_path == EXAMPLE.parent.resolve() / ".loadpilot"
     # Every setting of every section is written out in the example, so users see them all.
     text = EXAMPLE.read_text()
-    for section in ("server", "store", "agent"):
+    for section in ("server", "store", "agent", "coordination"):
         for name in type(getattr(config, section)).model_fields:
             shown = f"{name} =" in text or f"[[{section}.{name}]]" in text
             assert shown, f"{section}.{name} missing from the example"
     pool = config.pools[0]
-    for part in (pool, pool.health, pool.restart, pool.balancer):
+    for part in (pool, pool.health, pool.restart, pool.balancer, pool.autoscale):
         for name in type(part).model_fields:
-            assert f"{name} =" in text or name in ("health", "restart", "balancer"), f"pools.{name} missing"
+            shown = f"{name} =" in text or name in ("health", "restart", "balancer", "autoscale")
+            assert shown, f"pools.{name} missing"
 
 
 @pytest.mark.parametrize(
@@ -78,6 +79,28 @@ def test_the_example_is_valid_and_complete() -> None:
         (
             {"pools": [{"name": "w", "command": "x {fd} {port}"}, {"name": "w", "command": "x {fd} {port}"}]},
             "pools[1].name: 'w' is used by another pool",
+        ),
+        *(
+            ({"pools": [{"name": "w", "command": "x {fd} {port}", "autoscale": autoscale}]}, f"pools[0].autoscale.{e}")
+            for autoscale, e in [
+                ({"policy": "magic"}, "policy: Input should be"),
+                ({"metric": "memory"}, "metric: Input should be"),
+                ({"target": 0}, "target: Input should be greater than 0"),
+                ({"k": 6, "n": 5}, "k: must be <= n (5)"),
+                ({"policy": "predictive", "metric": "latency_p95"}, "metric: predictive forecasts load"),
+                ({"policy": "kpa", "metric": "cpu"}, "metric: kpa scales on in_flight"),
+                ({"steps": [{"adjustment": 1}]}, "steps[0].lower: give lower, upper or both"),
+                ({"steps": [{"lower": 2, "upper": 1, "adjustment": 1}]}, "steps[0].upper: must be > lower"),
+                ({"steps": [{"lower": 1, "adjustment": 1.5}]}, "steps[0].adjustment: a whole number"),
+                (
+                    {"steps": [{"lower": 1, "adjustment": 1}, {"lower": 1.2, "adjustment": 2}]},
+                    "steps[1].lower: overlaps",
+                ),
+                ({"max_step_down_pct": 150}, "max_step_down_pct: Input should be less than or equal to 100"),
+                ({"hold_while_scaling": "maybe"}, "hold_while_scaling: Input should be"),
+                ({"checks": [{"policy": "step", "k": 9}]}, "checks[0].k: must be <= n (5)"),
+                ({"stabilization_down_s": 60}, "stabilization_down_s: unknown key"),
+            ]
         ),
     ],
 )

@@ -46,11 +46,39 @@ def test_core_types_use_the_standard_library_only(part: str) -> None:
 
 
 def test_decide_does_no_io() -> None:
-    for path in _files("decide"):
+    files = _files("decide")
+    assert files
+    for path in files:
         reached = {name.split(".")[1] for name in _imports(path) if name.startswith("loadpilot.")}
         assert not reached & DECIDE_FORBIDDEN, (
             f"{path.relative_to(PACKAGE)} imports {sorted(reached & DECIDE_FORBIDDEN)}"
         )
+
+
+# Scaling decisions are plain arithmetic: the standard library, the value types and the settings' types only.
+SCALING_MAY_REACH = {"model", "config", "errors", "decide"}
+# The simulator drives decide's code in a simulated world; it never reaches the live machinery.
+SIM_MAY_REACH = {"model", "config", "errors", "clock", "decide", "act", "sim"}
+
+
+def test_scaling_policies_use_the_standard_library_only() -> None:
+    files = _files("decide/scaling")
+    assert files
+    for path in files:
+        names = _imports(path)
+        reached = {name.split(".")[1] for name in names if name.startswith("loadpilot.")}
+        foreign = {
+            n for n in names if not n.startswith("loadpilot.") and n.split(".")[0] not in sys.stdlib_module_names
+        }
+        assert reached <= SCALING_MAY_REACH and not foreign, f"{path.relative_to(PACKAGE)} imports {sorted(names)}"
+
+
+def test_sim_reaches_only_the_decision_code_and_value_types() -> None:
+    files = _files("sim")
+    assert files
+    for path in files:
+        reached = {name.split(".")[1] for name in _imports(path) if name.startswith("loadpilot.")}
+        assert reached <= SIM_MAY_REACH, f"{path.relative_to(PACKAGE)} imports {sorted(reached - SIM_MAY_REACH)}"
 
 
 # act/ turns decisions into effects; it may know the config and the value types, never the store or the server.
@@ -82,6 +110,25 @@ def test_loadgen_imports_only_the_standard_library_and_psutil() -> None:
             and name.split(".")[0] not in sys.stdlib_module_names | LOADGEN_DEPENDENCIES
         }
         assert not foreign, f"{path.relative_to(PACKAGE)} imports {sorted(foreign)}"
+
+
+# coord/ sits on tooz: it may reach its backends' clients and loadpilot's value types, never the config or I/O above.
+COORD_MAY_REACH = {"model", "errors", "clock", "coord"}
+COORD_DEPENDENCIES = {"tooz", "redis", "etcd3gw"}
+
+
+def test_coord_reaches_only_tooz_and_the_value_types() -> None:
+    files = _files("coord")
+    assert files
+    for path in files:
+        names = _imports(path)
+        reached = {name.split(".")[1] for name in names if name.startswith("loadpilot.")}
+        foreign = {
+            n
+            for n in names
+            if not n.startswith("loadpilot.") and n.split(".")[0] not in sys.stdlib_module_names | COORD_DEPENDENCIES
+        }
+        assert reached <= COORD_MAY_REACH and not foreign, f"{path.relative_to(PACKAGE)} imports {sorted(names)}"
 
 
 def test_logsift_imports_only_its_own_dependencies() -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,8 +15,12 @@ import typer
 from pydantic import ValidationError
 
 from loadpilot import __version__
+from loadpilot.cli_controller import controller
 from loadpilot.cli_loadgen import loadgen_app
 from loadpilot.cli_pool import pool_app
+from loadpilot.cli_simulate import simulate_app
+from loadpilot.cli_status import status
+from loadpilot.cli_up import up
 from loadpilot.config import Config, load_config, problems_from
 from loadpilot.errors import ConfigError, LoadpilotError
 
@@ -32,6 +34,10 @@ config_app = typer.Typer(help="Check or show a configuration file.", no_args_is_
 app.add_typer(config_app, name="config")
 app.add_typer(pool_app, name="pool")
 app.add_typer(loadgen_app, name="loadgen")
+app.add_typer(simulate_app, name="simulate")
+app.command("status")(status)
+app.command("controller")(controller)
+app.command("up")(up)
 
 ConfigOption = Annotated[
     Path | None,
@@ -234,63 +240,6 @@ def _collect_once(config: Config, as_json: bool) -> None:
     for s in samples:
         table.add_row(s.resource_id, s.metric, f"{s.value:.4g}", s.unit)
     Console().print(table)
-
-
-@app.command()
-def up(config_path: ConfigOption = None) -> None:
-    """Run the server, an agent and every configured pool on this machine until Ctrl-C."""
-    config = _load(config_path)
-    base = [sys.executable, "-m", "loadpilot"]
-    cfg = ["--config", str(config_path)] if config_path else []
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    children = [subprocess.Popen([*base, "server", *cfg], env=env)]
-    where = f"http://{config.server.host}:{config.server.port}"
-    _wait_healthy(f"{where}/api/v1/healthz", children[0])
-    children.append(subprocess.Popen([*base, "agent", *cfg], env=env))
-    pools = ""
-    for pool in config.pools:
-        children.append(subprocess.Popen([*base, "pool", "start", pool.name, "--foreground", *cfg], env=env))
-        status = " ".join(["loadpilot pool status", pool.name, *cfg])
-        pools += f"  pool:     {pool.name} at http://{pool.host}:{pool.port}/  ({status})\n"
-    typer.echo(
-        f"\nloadpilot is up.\n  API:      {where}/api/v1  (docs: {where}/docs)\n"
-        f"  metrics:  {where}/metrics\n  try:      curl '{where}/api/v1/latest?metric=cpu.util'\n"
-        f"{pools}  store:    {config.store_url}\nCtrl-C stops everything.\n"
-    )
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        while all(c.poll() is None for c in children):
-            time.sleep(0.5)
-        _fail(["a child process exited on its own; see its messages above"], code=1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for c in reversed(children):
-            if c.poll() is None:
-                c.send_signal(signal.SIGTERM)
-        for c in reversed(children):
-            try:
-                c.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                c.kill()
-                c.wait()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            _fail([f"the server exited with code {proc.returncode}; see its messages above"], code=1)
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    _fail([f"the server did not answer {url} within {timeout:.0f} s"], code=1)
 
 
 def main() -> None:

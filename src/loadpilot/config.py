@@ -180,6 +180,99 @@ class BalancerConfig(_Section):
     retry_non_idempotent: bool = False  # also retry POSTs on another worker (only if the app is idempotent)
 
 
+class StepRule(_Section):
+    """One `steps` entry: while metric / target is within [lower, upper), change the size by `adjustment`.
+
+    Bounds are ratios to the target (1.25: 25 % above it), so one set of rules fits every metric. `type` is how
+    the adjustment applies, as in AWS step scaling and Heat: "change" adds workers, "exact" sets the size,
+    "percent" adds that percentage of the current size (at least `min_adjustment` workers).
+    """
+
+    lower: Annotated[float, Field(ge=0)] | None = None  # empty: no lower bound
+    upper: Annotated[float, Field(gt=0)] | None = None  # empty: no upper bound
+    adjustment: float
+    type: Literal["change", "exact", "percent"] = "change"
+    min_adjustment: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _bounded(self) -> StepRule:
+        if self.lower is None and self.upper is None:
+            raise ValueError("lower: give lower, upper or both")
+        if self.lower is not None and self.upper is not None and self.upper <= self.lower:
+            raise ValueError(f"upper: must be > lower ({self.lower})")
+        if self.type != "percent" and self.adjustment != int(self.adjustment):
+            raise ValueError(f"adjustment: a whole number of workers for type {self.type!r}")
+        if self.type == "exact" and self.adjustment < 0:
+            raise ValueError("adjustment: an exact size must be >= 0")
+        return self
+
+
+def _default_steps() -> list[StepRule]:
+    return [
+        StepRule(lower=1.25, adjustment=50, type="percent"),
+        StepRule(lower=1.1, upper=1.25, adjustment=10, type="percent"),
+        StepRule(lower=0.5, upper=0.8, adjustment=-10, type="percent"),
+        StepRule(upper=0.5, adjustment=-25, type="percent"),
+    ]
+
+
+_INF = float("inf")
+ScalingPolicyName = Literal["target", "step", "threshold", "predictive", "hpa", "kpa", "static"]
+ScalingMetric = Literal["cpu", "rps_per_worker", "latency_p95", "in_flight"]
+
+
+class ScalingCheck(_Section):
+    """One check of a pool's load: a policy, the per-worker metric it watches and that metric's target."""
+
+    policy: ScalingPolicyName = "target"
+    metric: ScalingMetric = "cpu"
+    target: Annotated[float, Field(gt=0)] = 0.7  # per worker, in the metric's unit (cpu: cores; latency: s)
+    tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.1  # target, hpa: no change within target x (1 +- this)
+    steps: list[StepRule] = Field(default_factory=_default_steps)  # step, threshold
+    k: Annotated[int, Field(ge=1, le=100)] = 3  # threshold: a step fires when its band held k ...
+    n: Annotated[int, Field(ge=1, le=100)] = 5  # ... of the last n evaluations
+    horizon_s: Annotated[float, Field(ge=0)] = 30.0  # predictive: how far ahead to size for
+    size: Annotated[int, Field(ge=0, le=1024)] = 0  # static: the fixed size; 0: the pool's max
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScalingCheck:
+        if self.k > self.n:
+            raise ValueError(f"k: must be <= n ({self.n})")
+        if self.policy == "predictive" and self.metric == "latency_p95":
+            raise ValueError("metric: predictive forecasts load, so it needs cpu, rps_per_worker or in_flight")
+        if self.policy == "kpa" and self.metric not in ("in_flight", "rps_per_worker"):
+            raise ValueError("metric: kpa scales on in_flight (concurrency) or rps_per_worker")
+        bands = sorted(enumerate(self.steps), key=lambda s: -_INF if s[1].lower is None else s[1].lower)
+        for i in range(1, len(bands)):
+            low, (j, high) = bands[i - 1][1], bands[i]
+            end = _INF if low.upper is None else low.upper
+            start = -_INF if high.lower is None else high.lower
+            if start < end:
+                raise ValueError(f"steps[{j}].lower: overlaps another step's band (bands must not overlap)")
+        return self
+
+
+class AutoscaleConfig(ScalingCheck):
+    """`[pools.autoscale]`: the pool's main check (the keys above), more `checks`, and the guards around them.
+
+    Guards apply to whatever the checks recommend: bounds (min, max), the largest step per evaluation (the larger
+    of a count and a percentage; 0 and 0: no limit), a cooldown per direction, a scale-in stabilisation window
+    (the highest recommendation within it wins, as HPA's), and no scale-in while a scale is still in progress.
+    """
+
+    enabled: bool = False
+    interval_s: PositiveSeconds = 15.0
+    checks: list[ScalingCheck] = Field(default_factory=list)  # more checks: the safest wins (out > none > in)
+    max_step_up: Annotated[int, Field(ge=0)] = 4
+    max_step_up_pct: Annotated[float, Field(ge=0)] = 100.0
+    max_step_down: Annotated[int, Field(ge=0)] = 0
+    max_step_down_pct: Annotated[float, Field(ge=0, le=100)] = 0.0
+    cooldown_up_s: Annotated[float, Field(ge=0)] = 0.0  # after a scale-out, before the next scale-out
+    cooldown_down_s: Annotated[float, Field(ge=0)] = 0.0  # after any scaling, before a scale-in
+    stabilisation_down_s: Annotated[float, Field(ge=0)] = 300.0
+    hold_while_scaling: Literal["in", "all", "off"] = "in"  # in: no scale-in mid-scale; all: no decision at all
+
+
 class PoolConfig(_Section):
     """One `[[pools]]` entry: a set of identical worker processes started from one command."""
 
@@ -201,6 +294,7 @@ class PoolConfig(_Section):
     health: HealthConfig = Field(default_factory=HealthConfig)
     restart: RestartConfig = Field(default_factory=RestartConfig)
     balancer: BalancerConfig = Field(default_factory=BalancerConfig)
+    autoscale: AutoscaleConfig = Field(default_factory=AutoscaleConfig)
 
     @field_validator("name")
     @classmethod
@@ -252,6 +346,52 @@ class PoolConfig(_Section):
         return self.min if self.initial is None else self.initial
 
 
+COORD_SCHEMES = ("file://", "redis://", "etcd3+http://", "etcd3+https://")
+
+
+class CoordinationConfig(_Section):
+    """`[coordination]`: agents share the shared resources and controllers elect a leader, through tooz."""
+
+    enabled: bool = False
+    url: str = ""  # empty: file://<state_dir>/coord (one machine); redis://host:6379, etcd3+http://host:2379
+    namespace: str = "loadpilot"  # groups and records of one cluster; several clusters may share a backend
+    member_id: str = ""  # empty: the agent's id
+    member_timeout_s: Annotated[float, Field(ge=0, le=3600)] = 0.0  # 0: 10 s on file://, 5 s elsewhere
+    tick_s: Annotated[float, Field(ge=0.05, le=60)] = 1.0
+    replicas: Literal[1, 2] = 1
+    weight: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    drain_timeout_s: PositiveSeconds = 30.0
+
+    @field_validator("namespace")
+    @classmethod
+    def _plain_namespace(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
+            raise ValueError("use letters, digits, '_', '-' or '.', at most 63, starting with a letter or digit")
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> CoordinationConfig:
+        if self.url.startswith(("zookeeper://", "kazoo://")):
+            raise ValueError("url: zookeeper:// is not supported (no records for handovers and epochs); use redis://")
+        if self.url and not self.url.startswith(COORD_SCHEMES):
+            raise ValueError(f"url: must start with {', '.join(COORD_SCHEMES)}")
+        timeout = self.member_timeout_s or (10.0 if not self.url or self.url.startswith("file://") else 5.0)
+        if timeout < 3 * self.tick_s:
+            raise ValueError(
+                f"member_timeout_s: {timeout:g} s is less than 3 ticks of {self.tick_s:g} s; a leader must renew "
+                "its lease several times per member timeout"
+            )
+        return self
+
+
+class ControlConfig(_Section):
+    """`[control]`: the controller's reconcile loop (`loadpilot controller`; `loadpilot up` runs one)."""
+
+    tick_s: Annotated[float, Field(ge=0.1, le=60)] = 2.0  # observe -> decide -> act for every autoscaled pool
+    retry_initial_s: PositiveSeconds = 1.0  # a temporary actuator error: retry after this, doubling ...
+    retry_max_s: PositiveSeconds = 30.0  # ... up to this
+
+
 class Config(_Section):
     """The whole `loadpilot.toml`."""
 
@@ -262,6 +402,8 @@ class Config(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     pools: list[PoolConfig] = Field(default_factory=list)
+    coordination: CoordinationConfig = Field(default_factory=CoordinationConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
 
     # Where relative paths in this config are resolved from: the config file's folder, or the working directory.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -286,6 +428,28 @@ class Config(_Section):
     def agent_id(self) -> str:
         """This agent's name: the configured id, else the host name."""
         return self.agent.id or socket.gethostname()
+
+    @property
+    def coordination_url(self) -> str:
+        """The coordination backend's URL: the configured one, or a tooz file:// directory in the state dir."""
+        return self.coordination.url or f"file://{self.state_path.resolve() / 'coord'}"
+
+    def coordination_options(self) -> dict[str, Any]:
+        """The `[coordination]` settings as loadpilot.coord.CoordSettings takes them, paths resolved."""
+        c = self.coordination
+        return {
+            "url": self.coordination_url,
+            "namespace": c.namespace,
+            "member_timeout_s": c.member_timeout_s,
+            "tick_s": c.tick_s,
+            "replicas": c.replicas,
+            "drain_timeout_s": c.drain_timeout_s,
+        }
+
+    @property
+    def coordination_member_id(self) -> str:
+        """This agent's id in the coordination groups: the configured one, else the agent's id."""
+        return self.coordination.member_id or self.agent_id
 
     @property
     def signing_key_path(self) -> Path:

@@ -28,3 +28,15 @@ class MissingDependencyError(PermanentError):
 
     def __init__(self, what: str, extra: str) -> None:
         super().__init__(f"{what} needs an optional dependency: pip install 'loadpilot[{extra}]'")
+
+
+class StaleEpochError(PermanentError):
+    """An action carries a leadership epoch older than the newest one its target has seen: it comes from a leader
+    that has been replaced (paused, cut off) and must not be applied."""
+
+    def __init__(self, target: str, epoch: int, newest: int) -> None:
+        self.target, self.epoch, self.newest = target, epoch, newest
+        super().__init__(
+            f"{target}: refused an action of leadership epoch {epoch}; epoch {newest} has acted here since "
+            "(the sender is no longer the leader)"
+        )

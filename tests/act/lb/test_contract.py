@@ -93,7 +93,8 @@ def test_the_same_routes_again_change_nothing(lb: Harness) -> None:
     lb.update(a, b)
     processes = {p.pid for p in lb.balancer_processes()}
     lb.update(b, a)
-    assert {p.pid for p in lb.balancer_processes()} == processes  # no reload, no new nginx workers
+    # No reload means no new balancer processes; workers of an earlier reload may still be leaving.
+    assert {p.pid for p in lb.balancer_processes()} <= processes
     assert lb.route_set() == {a.route, b.route}
     assert lb.answered_by({"a", "b"}) == {"a", "b"}
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import psutil
 
+from loadpilot.act.fencing import EpochFence
 from loadpilot.act.pool.state import (
     Desired,
     PoolPaths,
@@ -113,21 +114,30 @@ def stop(paths: PoolPaths, timeout: float) -> bool:
     return True
 
 
+def fence_of(paths: PoolPaths, pool: PoolConfig) -> EpochFence:
+    """The pool's epoch fence: actions from a replaced leader (an older epoch) are refused."""
+    return EpochFence(paths.fence, f"pool {pool.name!r}")
+
+
 def scale(paths: PoolPaths, pool: PoolConfig, size: int, epoch: int = 0) -> Desired:
-    """Set the desired number of workers; PermanentError outside min..max."""
+    """Set the desired number of workers; PermanentError outside min..max, StaleEpochError when `epoch` is older
+    than the newest leadership epoch that has acted on this pool (0: by hand, not fenced)."""
     if not pool.min <= size <= pool.max:
         raise PermanentError(f"size {size} is outside pools.{pool.name}: min..max = {pool.min}..{pool.max}")
-    current = read_desired(paths) or Desired(size=pool.initial_size)
-    desired = replace(current, size=size, epoch=epoch, updated_at=time.time())
-    write_desired(paths, desired)
+    with fence_of(paths, pool).admit(epoch):
+        current = read_desired(paths) or Desired(size=pool.initial_size)
+        desired = replace(current, size=size, epoch=epoch, updated_at=time.time())
+        write_desired(paths, desired)
     return desired
 
 
-def restart(paths: PoolPaths, pool: PoolConfig) -> Desired:
-    """Ask for a rolling restart: each worker is replaced by a new one, which must be ready before the old leaves."""
-    current = read_desired(paths) or Desired(size=pool.initial_size)
-    desired = replace(current, generation=current.generation + 1, updated_at=time.time())
-    write_desired(paths, desired)
+def restart(paths: PoolPaths, pool: PoolConfig, epoch: int = 0) -> Desired:
+    """Ask for a rolling restart: each worker is replaced by a new one, which must be ready before the old leaves.
+    Fenced like `scale`."""
+    with fence_of(paths, pool).admit(epoch):
+        current = read_desired(paths) or Desired(size=pool.initial_size)
+        desired = replace(current, generation=current.generation + 1, epoch=epoch, updated_at=time.time())
+        write_desired(paths, desired)
     return desired
 
 

@@ -3,6 +3,7 @@
     <state_dir>/pools/<name>/
         supervisor.lock   held (flock) by the running supervisor; holds its pid
         desired.json      what the pool should be: size and restart generation (written by the CLI or controller)
+        fence.json        the newest leadership epoch that has changed desired.json (act/fencing.py)
         state.json        what the pool is: one record per worker, rewritten by the supervisor every tick
         events.jsonl      what the supervisor did and why, one JSON object per line
         logs/<worker>.log each worker's stdout and stderr
@@ -42,6 +43,10 @@ class PoolPaths:
     @property
     def desired(self) -> Path:
         return self.root / "desired.json"
+
+    @property
+    def fence(self) -> Path:
+        return self.root / "fence.json"
 
     @property
     def state(self) -> Path:

@@ -1,0 +1,138 @@
+"""Coordination backends by URL: a started tooz coordinator, with the member timeout each driver understands.
+
+    file://DIR              the embedded default (one machine; member files and flocks under DIR)
+    redis://HOST:PORT       Redis (tooz's redis driver; our records in Redis hashes)
+    etcd3+http://HOST:PORT  etcd v3 through its gRPC gateway (tooz's etcd3gw driver)
+
+tooz errors never leave this package as they are: a backend that cannot be reached is a TemporaryError (retry
+with backoff), a URL we cannot use is a PermanentError.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import tooz
+from tooz import coordination
+
+from loadpilot.errors import MissingDependencyError, PermanentError, TemporaryError
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["file", "redis", "etcd3"]
+SCHEMES: dict[str, Kind] = {"file": "file", "redis": "redis", "etcd3+http": "etcd3", "etcd3+https": "etcd3"}
+DEFAULT_MEMBER_TIMEOUT_S: dict[Kind, float] = {"file": 10.0, "redis": 5.0, "etcd3": 5.0}
+UNSUPPORTED = {
+    "zookeeper": "ZooKeeper gives tooz no key-value records for handovers and epochs here; "
+    "use redis:// or etcd3+http://",
+    "kazoo": "ZooKeeper gives tooz no key-value records for handovers and epochs here; use redis:// or etcd3+http://",
+}
+
+
+@dataclass(frozen=True)
+class CoordSettings:
+    """How to reach the coordination backend and how members behave (from `[coordination]`)."""
+
+    url: str
+    namespace: str = "loadpilot"
+    member_timeout_s: float = 0.0  # 0: the backend's default (10 s on file, 5 s elsewhere)
+    tick_s: float = 1.0
+    replicas: int = 1
+    drain_timeout_s: float = 30.0
+
+    @property
+    def kind(self) -> Kind:
+        """Which backend the URL names."""
+        return backend_kind(self.url)
+
+    @property
+    def member_timeout(self) -> float:
+        """Seconds without a heartbeat after which a member is gone (whole seconds: tooz's drivers take ints)."""
+        wanted = self.member_timeout_s or DEFAULT_MEMBER_TIMEOUT_S[self.kind]
+        return float(max(1, math.ceil(wanted)))
+
+    @property
+    def lease_s(self) -> float:
+        """How long a leader's term lasts without renewal: the member timeout, so takeover takes as long as
+        noticing a dead member."""
+        return self.member_timeout
+
+    @property
+    def margin_s(self) -> float:
+        """A leader stops acting this long before its lease can expire: one tick, for the action in flight."""
+        return self.tick_s
+
+    def group(self, role: str) -> bytes:
+        """The tooz group of one role ('agents', 'controllers') in this namespace."""
+        return f"{self.namespace}.{role}".encode()
+
+
+def backend_kind(url: str) -> Kind:
+    """The backend a coordination URL names; PermanentError for a scheme loadpilot cannot use."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme in UNSUPPORTED:
+        raise PermanentError(f"coordination.url: {scheme}:// is not supported: {UNSUPPORTED[scheme]}")
+    if scheme not in SCHEMES:
+        known = ", ".join(f"{s}://" for s in SCHEMES)
+        raise PermanentError(f"coordination.url: unknown scheme in {url!r} (known: {known})")
+    return SCHEMES[scheme]
+
+
+def driver_options(kind: Kind, member_timeout: float) -> dict[str, str]:
+    """The tooz driver options that make a member's timeout (and the lock TTLs) `member_timeout` seconds."""
+    whole = str(int(member_timeout))
+    if kind == "file":
+        return {"timeout": whole}
+    # redis and etcd3gw: socket timeout, member expiry and lock TTL; a call never blocks longer than a lease.
+    return {"timeout": whole, "membership_timeout": whole, "lock_timeout": whole}
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and status."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn tooz's and the clients' errors into loadpilot's: unreachable is temporary, the rest too unless it
+    names a problem in our request."""
+    try:
+        yield
+    except coordination.ToozConnectionError as exc:
+        raise TemporaryError(f"{what}: the coordination backend is unreachable ({exc})") from exc
+    except coordination.OperationTimedOut as exc:
+        raise TemporaryError(f"{what}: the coordination backend timed out ({exc})") from exc
+    except tooz.NotImplemented as exc:
+        raise PermanentError(f"{what}: this backend cannot do it ({exc})") from exc
+    except tooz.ToozError as exc:
+        raise TemporaryError(f"{what}: {exc}") from exc
+    except OSError as exc:
+        raise TemporaryError(f"{what}: {exc}") from exc
+
+
+def connect(settings: CoordSettings, member_id: str, heart: bool = True) -> coordination.CoordinationDriver:
+    """A started coordinator for `member_id`, its heart beating in a background thread (an observer that joins
+    no group, as `loadpilot status`, needs no heart)."""
+    kind = settings.kind
+    options = driver_options(kind, settings.member_timeout)
+    try:
+        coordinator = coordination.get_coordinator(settings.url, member_id.encode(), None, **options)
+    except ImportError as exc:
+        raise MissingDependencyError(f"the {kind} coordination backend ({exc.name})", "coord") from exc
+    except Exception as exc:  # stevedore wraps a failing driver import in its own errors
+        if isinstance(exc.__cause__, ImportError) or "No module named" in str(exc):
+            raise MissingDependencyError(f"the {kind} coordination backend", "coord") from exc
+        raise PermanentError(f"coordination.url: cannot use {redact(settings.url)} ({exc})") from exc
+    with translated(f"connecting to {redact(settings.url)}"):
+        coordinator.start(start_heart=heart)
+    return coordinator

@@ -1,0 +1,1 @@
+"""The simulator: real traces replayed into a simulated world, driving the same decision code as the live loop."""

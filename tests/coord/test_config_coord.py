@@ -1,0 +1,63 @@
+"""`[coordination]` and the http_probe collector in loadpilot.toml: defaults, and problems named by field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadpilot.config import Config, parse_config
+from loadpilot.coord import CoordSettings
+from loadpilot.errors import ConfigError
+from loadpilot.sense.collectors import check_collectors
+
+
+def problems(data: dict[str, object]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return info.value.problems
+
+
+def test_coordination_is_off_and_embedded_by_default(tmp_path: Path) -> None:
+    config = parse_config({"state_dir": str(tmp_path), "agent": {"id": "web-1"}})
+    assert not config.coordination.enabled
+    assert config.coordination_url == f"file://{tmp_path.resolve() / 'coord'}"
+    assert config.coordination_member_id == "web-1"
+    settings = CoordSettings(**config.coordination_options())
+    assert settings.kind == "file" and settings.member_timeout == 10.0 and settings.replicas == 1
+    redis = CoordSettings(**{**config.coordination_options(), "url": "redis://db:6379"})
+    assert redis.member_timeout == 5.0 and redis.lease_s == 5.0 and redis.margin_s == 1.0
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"coordination": {"url": "mysql://x"}}, "coordination.url: must start with file://"),
+        ({"coordination": {"url": "zookeeper://zk:2181"}}, "coordination.url: zookeeper:// is not supported"),
+        ({"coordination": {"replicas": 3}}, "coordination.replicas: Input should be 1 or 2"),
+        ({"coordination": {"weight": 0}}, "coordination.weight: Input should be greater than 0"),
+        ({"coordination": {"namespace": "a b"}}, "coordination.namespace: use letters"),
+        ({"coordination": {"tick_s": 4}}, "coordination.member_timeout_s: 10 s is less than 3 ticks of 4 s"),
+        ({"coordination": {"url": "redis://r", "tick_s": 2}}, "coordination.member_timeout_s: 5 s is less than"),
+        ({"coordination": {"member_timeout_s": 2}}, "coordination.member_timeout_s: 2 s is less than 3 ticks"),
+        ({"coordination": {"replica": 2}}, "coordination.replica: unknown key"),
+    ],
+)
+def test_each_problem_names_its_field(data: dict[str, object], expected: str) -> None:
+    found = problems(data)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_http_probe_options_are_checked_by_the_collector() -> None:
+    config = Config.model_validate(
+        {
+            "agent": {
+                "collectors": [
+                    {"type": "http_probe", "targets": ["http://a/", {"url": "ftp://b"}], "timeout_s": 0},
+                ]
+            }
+        }
+    )
+    found = check_collectors(config)
+    assert "agent.collectors[0].targets[1].url: must start with http:// or https://" in found
+    assert any(p.startswith("agent.collectors[0].timeout_s: Input should be greater than 0") for p in found)
