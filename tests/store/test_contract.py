@@ -159,6 +159,23 @@ def test_concurrent_writers_store_everything_once(store: Store) -> None:
     assert store.counts()["samples"] == 16 * 50
 
 
+def test_latest_after_concurrent_writes_to_one_series_is_the_newest(store: Store) -> None:
+    """Batches written together in one group (SQLite) or side by side: the newest slot wins, whatever the order."""
+    slots = [7, 3, 15, 0, 11, 15, 2, 9] * 2
+    batches = [
+        batch([Sample("h1", "cpu", float(n), T0 + s), Sample("h1", "cpu", -1.0, T0 + s - 0.5)])
+        for n, s in enumerate(slots)
+    ]
+    threads = [threading.Thread(target=store.write_batch, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    [latest] = store.latest()
+    assert latest.timestamp == T0 + 15
+    assert latest.value in {2.0, 5.0, 10.0, 13.0}  # whichever batch of slot 15 was stored first
+
+
 def test_latest_is_not_overwritten_by_an_older_resend(store: Store) -> None:
     store.write_batch(batch([Sample("h1", "cpu", 0.9, T0 + 10)]))
     store.write_batch(batch([Sample("h1", "cpu", 0.1, T0 + 5)]))  # late arrival of an older slot
