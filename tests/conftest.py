@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 
 import pytest
 
 from tests.act.pool.conftest import start_pool  # noqa: F401 (a real pool supervisor, for any test)
+from tests.helpers import required_server
 from tests.pgserver import PostgresServer, PostgresUnavailable, running_postgres
 
 
@@ -17,16 +17,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 
     Fails, never skips, when PostgreSQL is missing: the PostgreSQL store is tested for real or not at all.
     """
-    with ExitStack() as stack:
-        try:
-            server = stack.enter_context(running_postgres())
-        except PostgresUnavailable as exc:
-            problem = str(exc)
-        else:
-            problem = ""
-        if problem:
-            pytest.fail(f"PostgreSQL is needed for this test: {problem}", pytrace=False)
-        yield server
+    yield from required_server(running_postgres, PostgresUnavailable, "PostgreSQL")
 
 
 @pytest.fixture

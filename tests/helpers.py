@@ -1,14 +1,19 @@
-"""Helpers shared by tests: free ports, a real server in a thread, waiting for a condition."""
+"""Helpers shared by tests: free ports, a real server in a thread, waiting for a condition, required servers,
+stopping child processes."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
+import pytest
 import uvicorn
 
 from loadpilot.config import Config, parse_config
@@ -16,6 +21,7 @@ from loadpilot.server.app import create_app
 from loadpilot.store import Store
 
 KEY = b"test-signing-key"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -62,3 +68,36 @@ def running_server(config: Config, store: Store) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def required_server(
+    start: Callable[[], AbstractContextManager[T]], unavailable: type[Exception], what: str
+) -> Iterator[T]:
+    """Yield what `start()` gives for as long as a fixture needs it; fail the test, never skip it, when it raises
+    `unavailable` (a real server is tested for real or not at all)."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(start())
+        except unavailable as exc:
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem:
+            pytest.fail(f"{what} is needed for this test: {problem}", pytrace=False)
+        yield server
+
+
+def terminate_all(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 40.0) -> None:
+    """SIGTERM every child still running (resuming a stopped one first), wait for each to exit (they may take
+    their time to leave gracefully), and SIGKILL whoever is still there after `timeout` seconds."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

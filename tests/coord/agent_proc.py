@@ -12,18 +12,16 @@ what is under test. SIGTERM drains (make-before-break) and exits; SIGKILL is SIG
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import signal
 import sys
-import threading
 import time
 import uuid
 
 from loadpilot.coord import CoordSettings, SharedWork
 from loadpilot.model import Batch, Sample
 from loadpilot.store.sqlite import SQLiteStore
+from tests.coord.member_proc import member_parser, stop_on_sigterm
 
 METRIC = "probe.up"
 
@@ -34,21 +32,15 @@ def keys_of(n: int) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--namespace", required=True)
-    parser.add_argument("--member", required=True)
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--polls", required=True)
+    parser = member_parser("a light agent polling its share of synthetic shared resources", timeout=4.0)
+    parser.add_argument("--store", required=True, help="the SQLite store's file")
+    parser.add_argument("--polls", required=True, help="where to log what was polled in each slot")
     parser.add_argument("--replicas", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=4.0)
     parser.add_argument("--resources", type=int, default=2000)
     parser.add_argument("--interval", type=float, default=1.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.member} %(levelname)s %(message)s")
-
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    stopping = stop_on_sigterm()
     settings = CoordSettings(
         url=args.url,
         namespace=args.namespace,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,34 +14,22 @@ import pytest
 
 from loadpilot.coord import CoordSettings
 from tests.coord.servers import ServerUnavailable, running_etcd, running_redis
+from tests.helpers import required_server
 
 BACKENDS = ["file", "redis", "etcd"]
 SettingsFactory = Callable[..., CoordSettings]
 
 
-def _server(start: Callable[[], AbstractContextManager[str]], what: str) -> Iterator[str]:
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(start())
-        except ServerUnavailable as exc:
-            problem = str(exc)
-        else:
-            problem = ""
-        if problem:
-            pytest.fail(f"{what} is needed for this test: {problem}", pytrace=False)
-        yield url
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real Redis server for the session."""
-    yield from _server(running_redis, "Redis (Debian's redis-server)")
+    yield from required_server(running_redis, ServerUnavailable, "Redis (Debian's redis-server)")
 
 
 @pytest.fixture(scope="session")
 def etcd_url() -> Iterator[str]:
     """A real etcd server for the session."""
-    yield from _server(running_etcd, "etcd (Debian's etcd-server)")
+    yield from required_server(running_etcd, ServerUnavailable, "etcd (Debian's etcd-server)")
 
 
 def backend_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:

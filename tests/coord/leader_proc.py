@@ -11,13 +11,11 @@ it leads and before it acts: the worst moment for a pause, which only the fence 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,18 +27,15 @@ from loadpilot.coord.backend import connect
 from loadpilot.coord.membership import Membership
 from loadpilot.coord.records import open_records
 from loadpilot.errors import StaleEpochError, TemporaryError
+from tests.coord.member_proc import member_parser, stop_on_sigterm
 
 POOL = "fenced"
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--namespace", required=True)
-    parser.add_argument("--member", required=True)
-    parser.add_argument("--state", required=True)
-    parser.add_argument("--events", required=True)
-    parser.add_argument("--timeout", type=float, default=3.0)
+    parser = member_parser("a stand-in controller acting on a fenced pool while it leads", timeout=3.0)
+    parser.add_argument("--state", required=True, help="the state directory of the fenced pool")
+    parser.add_argument("--events", required=True, help="where to log events, one JSON line each")
     parser.add_argument("--tick", type=float, default=0.5)
     args = parser.parse_args(argv)
     settings = CoordSettings(url=args.url, namespace=args.namespace, member_timeout_s=args.timeout, tick_s=args.tick)
@@ -50,8 +45,7 @@ def main(argv: list[str]) -> int:
     )
     pool, paths = config.pool(POOL), PoolPaths.of(state, POOL)
     pause = state / f"pause-{args.member}"
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    stopping = stop_on_sigterm()
 
     coordinator = connect(settings, args.member)
     records = open_records(settings, coordinator)

@@ -4,6 +4,7 @@ etcd-server), each on free 127.0.0.1 ports in a temporary directory, stopped and
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -58,8 +59,8 @@ def _binary(name: str, package: str) -> str:
 
 
 @contextmanager
-def running_redis() -> Iterator[str]:
-    """A fresh Redis server without persistence; yields its redis:// URL."""
+def redis_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A fresh Redis server without persistence; yields its redis:// URL and its process (to pause or kill)."""
     binary = _binary("redis-server", "redis-server")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="loadpilot-redis-") as tmp:
@@ -69,9 +70,17 @@ def running_redis() -> Iterator[str]:
             proc = subprocess.Popen([*args, "--dir", tmp], stdout=out, stderr=subprocess.STDOUT)
         try:
             _wait_listening(port, proc, log)
-            yield f"redis://127.0.0.1:{port}"
+            yield f"redis://127.0.0.1:{port}", proc
         finally:
+            proc.send_signal(signal.SIGCONT)
             _stop(proc)
+
+
+@contextmanager
+def running_redis() -> Iterator[str]:
+    """A fresh Redis server without persistence; yields its redis:// URL."""
+    with redis_process() as (url, _):
+        yield url
 
 
 @contextmanager

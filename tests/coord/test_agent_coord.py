@@ -1,26 +1,33 @@
-"""The agent with coordination: two real agents split HTTP probe targets, one leaves gracefully, and `loadpilot
-status` shows who polls what. Real server, real store, real HTTP endpoints, the file:// backend."""
+"""The agent with coordination: real `loadpilot agent` processes split HTTP probe targets, a third joins, one
+leaves on SIGTERM (drains, then exits), and `loadpilot status --json` shows who polls what all along. Real server,
+real store, real HTTP endpoints, the file:// backend. Then every target must have been read in every slot."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomli_w
 
-from loadpilot.config import Config, parse_config
-from loadpilot.sense.agent import Agent
-from loadpilot.sense.collectors import build_collectors
+from loadpilot.config import load_config
 from loadpilot.sense.collectors.http_probe import HttpProbeCollector, HttpProbeOptions
 from loadpilot.store import open_store
-from tests.helpers import KEY, free_port, running_server, wait_for
+from tests.helpers import KEY, free_port, running_server, terminate_all, wait_for
 
-N_TARGETS = 12
+N_TARGETS = 24
+ROOT = Path(__file__).parent.parent.parent
+SETTLE_S = 45.0  # a join or leave on a busy 2-core machine, member timeout 3 s
 
 
 class _Endpoint(BaseHTTPRequestHandler):
@@ -63,85 +70,101 @@ def test_the_probe_reports_up_status_and_latency_of_its_assigned_targets(endpoin
         probe.close()
 
 
-def _config(tmp_path: Path, port: int, agent_id: str, targets: list[str]) -> Config:
-    return parse_config(
-        {
-            "state_dir": str(tmp_path / "state"),
-            "server": {"port": port},
+@dataclass
+class Agents:
+    """`loadpilot agent` processes sharing one state dir (so one file:// backend) and one list of targets."""
+
+    folder: Path
+    port: int
+    targets: list[str]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def config(self, agent_id: str) -> Path:
+        """Write agent `agent_id`'s loadpilot.toml, as an operator would."""
+        data = {
+            "state_dir": str(self.folder / "state"),
+            "server": {"port": self.port},
             "auth": {"signing_key": KEY.decode()},
             "agent": {
                 "id": agent_id,
-                "server_url": f"http://127.0.0.1:{port}",
+                "server_url": f"http://127.0.0.1:{self.port}",
                 "interval_s": 1.0,
-                "collectors": [{"type": "http_probe", "targets": targets, "timeout_s": 0.5}],
+                "collectors": [{"type": "http_probe", "targets": self.targets, "timeout_s": 0.5}],
             },
-            "coordination": {"enabled": True, "member_timeout_s": 3, "drain_timeout_s": 20},
+            "coordination": {"enabled": True, "member_timeout_s": 3, "drain_timeout_s": 30},
         }
-    )
+        path = self.folder / f"{agent_id}.toml"
+        path.write_text(tomli_w.dumps(data))
+        return path
 
+    def start(self, agent_id: str) -> None:
+        log = open(self.folder / f"{agent_id}.log", "ab")  # noqa: SIM115 (the child keeps it)
+        self.procs[agent_id] = subprocess.Popen(
+            [sys.executable, "-m", "loadpilot", "agent", "--config", str(self.config(agent_id))],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
 
-def test_two_agents_split_the_targets_and_a_graceful_leave_loses_no_slot(tmp_path: Path, endpoints: str) -> None:
-    targets = [f"{endpoints}/t{i}" for i in range(N_TARGETS)]
-    port = free_port()
-    first, second = (_config(tmp_path, port, name, targets) for name in ("a1", "a2"))
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    agents = [Agent(c, build_collectors(c)) for c in (first, second)]
-    threads = [threading.Thread(target=a.run) for a in agents]
-    config_file = _write(tmp_path, first)
+    def log(self, agent_id: str) -> str:
+        return (self.folder / f"{agent_id}.log").read_text(errors="replace")
 
-    def status() -> dict[str, dict[str, object]]:
-        command = [sys.executable, "-m", "loadpilot", "status", "--json", "--config", str(config_file)]
-        shown = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    def status(self) -> dict[str, dict[str, Any]]:
+        """The agents `loadpilot status --json` lists, by id."""
+        command = [sys.executable, "-m", "loadpilot", "status", "--json", "--config", str(self.folder / "a1.toml")]
+        shown = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
         assert shown.returncode == 0, shown.stderr
         return {m["id"]: m for m in json.loads(shown.stdout)["members"] if m["role"] == "agents"}
 
-    def split_exactly() -> bool:
-        members = status()
-        polled = [r for m in members.values() for r in m["resources"]]  # type: ignore[attr-defined]
-        return set(members) == {"a1", "a2"} and sorted(polled) == sorted(targets)
+    def split_exactly(self, members: set[str]) -> bool:
+        """Exactly `members` are in the group, each owns a share, and together they poll every target once."""
+        assert all(self.procs[m].poll() is None for m in members), {m: self.log(m)[-2000:] for m in members}
+        shown = self.status()
+        polled = sorted(r for m in shown.values() for r in m["resources"])
+        return set(shown) == members and polled == sorted(self.targets) and all(m["owned"] for m in shown.values())
 
+
+@pytest.mark.scenario
+def test_agent_processes_split_the_targets_and_a_join_and_a_sigterm_lose_no_slot(
+    tmp_path: Path, endpoints: str
+) -> None:
+    targets = [f"{endpoints}/t{i}" for i in range(N_TARGETS)]
+    agents = Agents(tmp_path, free_port(), targets)
+    server_config = load_config(agents.config("a1"))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     try:
-        with running_server(first, store):
-            threads[0].start()
-            assert wait_for(lambda: agents[0].stats.shared_owned == N_TARGETS, timeout=20)
-            threads[1].start()
-            # Settled: both poll a share, and neither still polls what it handed over.
-            assert wait_for(split_exactly, timeout=30, interval=0.5)
-            members = status()
-            assert all(m["alive"] and 0 < m["owned"] < N_TARGETS for m in members.values())  # type: ignore[operator]
-            assert all(m["last_heartbeat_age_s"] < 10 for m in members.values())  # type: ignore[operator]
-            agents[0].stop()  # graceful: a1 drains, a2 takes everything over before a1 leaves
-            threads[0].join(timeout=40)
-            assert not threads[0].is_alive()
-            assert agents[0].shared is not None and agents[0].shared.handed_over
-            assert wait_for(lambda: agents[1].stats.shared_owned == N_TARGETS, timeout=20)
-            ticks = agents[1].stats.ticks
-            assert wait_for(lambda: agents[1].stats.ticks >= ticks + 2, timeout=20)
-            assert set(status()) == {"a2"}
+        with running_server(server_config, store):
+            agents.start("a1")
+            agents.start("a2")
+            assert wait_for(lambda: agents.split_exactly({"a1", "a2"}), timeout=SETTLE_S, interval=0.5)
+            shown = agents.status()
+            assert all(m["alive"] and m["last_heartbeat_age_s"] < 10 for m in shown.values())
+            assert all(0 < m["owned"] < N_TARGETS for m in shown.values())
+
+            agents.start("a3")  # a join: the others hand a third over, make before break
+            assert wait_for(lambda: agents.split_exactly({"a1", "a2", "a3"}), timeout=SETTLE_S, interval=0.5)
+
+            agents.procs["a1"].send_signal(signal.SIGTERM)  # graceful: drains, then leaves
+            assert agents.procs["a1"].wait(timeout=SETTLE_S) == 0, agents.log("a1")[-2000:]
+            assert "draining" in agents.log("a1")
+            assert "before everything was handed over" not in agents.log("a1")
+            assert wait_for(lambda: agents.split_exactly({"a2", "a3"}), timeout=SETTLE_S, interval=0.5)
+            time.sleep(2.5)  # two more slots after the leave
+            stop_slot = int(time.time())  # from here on the last agents drain with nobody left to take over
+            terminate_all(agents.procs.values(), timeout=60)
+            assert [p.returncode for p in agents.procs.values()] == [0, 0, 0]
     finally:
-        for agent, thread in zip(agents, threads, strict=True):
-            agent.stop()
-            agent.stop()  # a second stop skips the drain
-            if thread.is_alive():
-                thread.join(timeout=40)
-    rows = store.window_values("http.up", 0, 4e9)
+        terminate_all(agents.procs.values(), timeout=60)
     slots: dict[str, set[int]] = {}
-    for rid, ts, _ in rows:
-        slots.setdefault(rid, set()).add(round(ts))
+    for rid, ts, _ in store.window_values("http.up", 0, 4e9):
+        slots.setdefault(rid, set()).add(int(ts // 1.0))
+    store.close()
     assert set(slots) == set(targets)
-    # Every slot that any target was read in (from a2's start to the end), every target was read in.
-    start = min(min(s) for s in slots.values()) + 2
-    every = set().union(*slots.values())
-    window = {s for s in every if s >= start and s <= max(every) - 1}
+    # From the first slot every target was read in to the stop: every target in every slot, through a join and a
+    # graceful leave.
+    start = max(min(s) for s in slots.values())
+    window = set(range(start, stop_slot))
+    assert len(window) >= 10
     missing = {rid: sorted(window - got) for rid, got in slots.items() if window - got}
     assert not missing, missing
-
-
-def _write(tmp_path: Path, config: Config) -> Path:
-    import tomli_w
-
-    data = config.model_dump(mode="json", exclude_none=True)
-    data["auth"]["signing_key"] = KEY.decode()
-    path = tmp_path / "loadpilot.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path

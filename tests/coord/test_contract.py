@@ -131,6 +131,12 @@ def test_exactly_one_leads_and_each_term_has_a_larger_epoch(nodes: list[Node]) -
     assert other.leadership.epoch == epoch + 1
     assert not first.leadership.tick()  # the other's term holds now
     assert _leaders(nodes) == [other.id]
+    # A member that resigned and leads again starts a new term: a new epoch, never its old one again.
+    other.leadership.resign()
+    assert wait_for(lambda: other.leadership.tick(), timeout=SLACK_S, interval=0.05)
+    assert other.leadership.epoch == epoch + 2
+    again = read_term(first.records)
+    assert again is not None and (again.leader, again.epoch) == (other.id, epoch + 2)
 
 
 def test_a_leader_that_cannot_renew_stops_before_another_starts(nodes: list[Node]) -> None:

@@ -23,7 +23,7 @@ import pytest
 from loadpilot.act.fencing import EpochFence
 from loadpilot.act.pool.state import PoolPaths, read_desired
 from tests.coord.conftest import backend_url
-from tests.helpers import wait_for
+from tests.helpers import terminate_all, wait_for
 
 TIMEOUT_S = 3.0
 TICK_S = 0.5
@@ -66,24 +66,19 @@ class Controllers:
                 leading.append(member)
         return leading[0] if len(leading) == 1 else None
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    def start_two(self) -> None:
+        """a, acting as the leader, then b, a standby campaigning."""
+        self.start("a")
+        assert wait_for(lambda: self.events("a", "applied"), timeout=30)
+        self.start("b")
+        assert wait_for(lambda: self.events("b", "started"), timeout=30)
 
 
 @pytest.fixture(params=["file", "redis"])
 def controllers(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     group = Controllers(backend_url(request, request.param, tmp_path), tmp_path)
     yield group
-    group.stop()
+    terminate_all(group.procs.values(), timeout=20)
 
 
 def _stopped(proc: subprocess.Popen[bytes]) -> bool:
@@ -92,10 +87,7 @@ def _stopped(proc: subprocess.Popen[bytes]) -> bool:
 
 @pytest.mark.scenario
 def test_a_standby_leads_within_the_member_timeout_after_the_leader_is_killed(controllers: Controllers) -> None:
-    controllers.start("a")
-    assert wait_for(lambda: controllers.events("a", "applied"), timeout=30)
-    controllers.start("b")
-    assert wait_for(lambda: controllers.events("b", "started"), timeout=30)
+    controllers.start_two()
     time.sleep(2 * TICK_S)  # b is campaigning
     old_epoch = controllers.events("a", "leading")[-1]["epoch"]
     killed_at = time.time()
@@ -111,10 +103,7 @@ def test_a_standby_leads_within_the_member_timeout_after_the_leader_is_killed(co
 
 @pytest.mark.scenario
 def test_a_paused_leader_cannot_get_an_action_applied_after_resuming(controllers: Controllers) -> None:
-    controllers.start("a")
-    assert wait_for(lambda: controllers.events("a", "applied"), timeout=30)
-    controllers.start("b")
-    assert wait_for(lambda: controllers.events("b", "started"), timeout=30)
+    controllers.start_two()
     a_epoch = controllers.events("a", "leading")[-1]["epoch"]
 
     # a stops itself between "I lead" and its action, for longer than its lease.
@@ -141,8 +130,9 @@ def test_a_paused_leader_cannot_get_an_action_applied_after_resuming(controllers
     resumed = time.time()
     assert wait_for(lambda: [e for e in controllers.events("b", "lost") if e["t"] >= resumed - 0.1], timeout=10)
     time.sleep(TICK_S * 3)
-    late = [e for e in controllers.events("b") if e["event"] in ("applied", "refused") and e["t"] >= resumed]
-    assert late == [], late  # it knew it had lost before acting
+    # Paused between its check and its action, b may still try once: the fence refuses it. Nothing it does applies.
+    late = [e for e in controllers.events("b", "applied") if e["t"] >= resumed]
+    assert late == [], late
     assert controllers.leader() == "a"
     newest = controllers.events("a", "leading")[-1]["epoch"]
     assert EpochFence(PoolPaths.of(controllers.folder, "fenced").fence, "x").newest() == newest

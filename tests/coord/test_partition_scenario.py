@@ -24,7 +24,7 @@ import pytest
 
 from tests.coord.agent_proc import keys_of
 from tests.coord.conftest import backend_url
-from tests.helpers import wait_for
+from tests.helpers import terminate_all, wait_for
 
 N = 2000
 TIMEOUT_S = 4.0  # member timeout
@@ -80,17 +80,6 @@ class Group:
             slots.add(slot)
             counts.update(polled)
         return len(slots) == 1 and len(counts) == N and set(counts.values()) == {self.replicas}
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _wait_settled(groups: list[Group], members: list[str]) -> None:
@@ -170,7 +159,7 @@ def test_joins_leaves_and_a_kill_lose_no_slot_outside_the_detection_window(
         end = _slot()
     finally:
         for g in groups:
-            g.stop_all()
+            terminate_all(g.procs.values())
         mark("stopped")
 
     keys = keys_of(N)

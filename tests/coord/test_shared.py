@@ -1,10 +1,20 @@
-"""Who shares the work: live agents that list the same resources and are not draining."""
+"""Who shares the work (live agents that list the same resources and are not draining), and a backend that
+goes away: the member keeps its share and its ticks keep their pace."""
 
 from __future__ import annotations
 
+import signal
+import time
+
+import pytest
+
+from loadpilot.coord import CoordSettings, SharedWork
+from loadpilot.coord.backend import connect
 from loadpilot.coord.membership import Member
 from loadpilot.coord.partition import MemberState
 from loadpilot.coord.shared import resources_digest, ring_members
+from loadpilot.errors import TemporaryError
+from tests.coord.servers import redis_process
 
 
 def test_only_agents_listing_the_same_resources_and_not_draining_share_them() -> None:
@@ -19,3 +29,35 @@ def test_only_agents_listing_the_same_resources_and_not_draining_share_them() ->
     }
     states = {"leaving": MemberState("v", 3, draining=True), "a2": MemberState("v", 3)}
     assert ring_members(live, states, "agent", ours) == {"a1": 2.0, "a2": 1.0}
+
+
+def test_a_redis_that_hangs_or_dies_costs_a_tick_at_most_and_the_share_is_kept() -> None:
+    keys = [f"r{i}" for i in range(20)]
+    with redis_process() as (url, redis_server):
+        settings = CoordSettings(url=url, namespace="away", member_timeout_s=5, tick_s=1)
+        work = SharedWork(settings, "m1")
+        work.start(keys)
+        try:
+            assert work.plan(keys, 1).polling == frozenset(keys)  # alone: everything
+            redis_server.send_signal(signal.SIGSTOP)  # hangs: calls time out instead of being refused
+            for slot in (2, 3):
+                started = time.monotonic()
+                plan = work.plan(keys, slot)
+                work.confirm(plan, time.time())
+                took = time.monotonic() - started
+                assert plan.polling == frozenset(keys)
+                assert took < settings.io_timeout + 1.5, f"a tick waited {took:.1f} s for a hung Redis"
+            redis_server.send_signal(signal.SIGCONT)
+            assert work.plan(keys, 4).polling == frozenset(keys)
+            redis_server.kill()
+            redis_server.wait()
+            started = time.monotonic()
+            plan = work.plan(keys, 5)
+            work.confirm(plan, time.time())
+            assert plan.polling == frozenset(keys) and time.monotonic() - started < 2.0
+        finally:
+            work.stop()
+    started = time.monotonic()
+    with pytest.raises(TemporaryError, match="unreachable"):
+        connect(settings, "late")  # tooz alone would retry a refused connection for minutes
+    assert time.monotonic() - started < 2.0

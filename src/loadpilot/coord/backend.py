@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+import redis
 import tooz
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from tooz import coordination
 
 from loadpilot.errors import MissingDependencyError, PermanentError, TemporaryError
@@ -58,6 +61,12 @@ class CoordSettings:
         return float(max(1, math.ceil(wanted)))
 
     @property
+    def io_timeout(self) -> float:
+        """Seconds one call to a Redis backend may take before it counts as failed: a tick (1 s at least, the
+        member timeout at most), so a Redis that hangs costs a member a tick or two, not its whole share."""
+        return min(self.member_timeout, max(1.0, self.tick_s))
+
+    @property
     def lease_s(self) -> float:
         """How long a leader's term lasts without renewal: the member timeout, so takeover takes as long as
         noticing a dead member."""
@@ -84,13 +93,17 @@ def backend_kind(url: str) -> Kind:
     return SCHEMES[scheme]
 
 
-def driver_options(kind: Kind, member_timeout: float) -> dict[str, str]:
-    """The tooz driver options that make a member's timeout (and the lock TTLs) `member_timeout` seconds."""
-    whole = str(int(member_timeout))
+def driver_options(settings: CoordSettings) -> dict[str, str]:
+    """The tooz driver options that make a member's timeout (and the lock TTLs) the member timeout."""
+    kind, whole = settings.kind, str(int(settings.member_timeout))
     if kind == "file":
         return {"timeout": whole}
-    # redis and etcd3gw: socket timeout, member expiry and lock TTL; a call never blocks longer than a lease.
-    return {"timeout": whole, "membership_timeout": whole, "lock_timeout": whole}
+    # redis and etcd3gw: member expiry and lock TTL; a call never blocks longer than a lease (Redis: a tick).
+    options = {"timeout": whole, "membership_timeout": whole, "lock_timeout": whole}
+    if kind == "redis":
+        io = str(settings.io_timeout)
+        options.update(socket_timeout=io, socket_connect_timeout=io)
+    return options
 
 
 def redact(url: str) -> str:
@@ -114,17 +127,17 @@ def translated(what: str) -> Iterator[None]:
         raise TemporaryError(f"{what}: the coordination backend timed out ({exc})") from exc
     except tooz.NotImplemented as exc:
         raise PermanentError(f"{what}: this backend cannot do it ({exc})") from exc
-    except tooz.ToozError as exc:
+    except (tooz.ToozError, OSError) as exc:
         raise TemporaryError(f"{what}: {exc}") from exc
-    except OSError as exc:
-        raise TemporaryError(f"{what}: {exc}") from exc
+    except redis.RedisError as exc:  # tooz lets some through (its watchers' transactions)
+        raise TemporaryError(f"{what}: the coordination backend failed ({type(exc).__name__}: {exc})") from exc
 
 
 def connect(settings: CoordSettings, member_id: str, heart: bool = True) -> coordination.CoordinationDriver:
     """A started coordinator for `member_id`, its heart beating in a background thread (an observer that joins
     no group, as `loadpilot status`, needs no heart)."""
     kind = settings.kind
-    options = driver_options(kind, settings.member_timeout)
+    options = driver_options(settings)
     try:
         coordinator = coordination.get_coordinator(settings.url, member_id.encode(), None, **options)
     except ImportError as exc:
@@ -133,6 +146,30 @@ def connect(settings: CoordSettings, member_id: str, heart: bool = True) -> coor
         if isinstance(exc.__cause__, ImportError) or "No module named" in str(exc):
             raise MissingDependencyError(f"the {kind} coordination backend", "coord") from exc
         raise PermanentError(f"coordination.url: cannot use {redact(settings.url)} ({exc})") from exc
+    if kind == "redis":
+        check_redis(settings)
     with translated(f"connecting to {redact(settings.url)}"):
         coordinator.start(start_heart=heart)
+    client = getattr(coordinator, "_client", None)  # tooz's redis driver keeps its redis-py client there
+    if isinstance(client, redis.Redis):
+        # tooz already retries a refused connection 15 times; redis-py's own retries with backoff on top of
+        # each of those would hold a tick for minutes while Redis is away.
+        client.set_retry(Retry(NoBackoff(), 0))
     return coordinator
+
+
+def check_redis(settings: CoordSettings) -> None:
+    """Answer at once whether Redis is there: tooz's driver tries a refused connection 15 times, and redis-py
+    each of them with a backoff, so a start against a Redis that is down would take minutes to fail (and hold
+    an agent's first tick, or `loadpilot status`, that long)."""
+    from loadpilot.coord.records import redis_client  # records build on this module
+
+    client = redis_client(settings.url, settings.io_timeout)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise TemporaryError(
+            f"connecting to {redact(settings.url)}: the coordination backend is unreachable ({exc})"
+        ) from exc
+    finally:
+        client.close()

@@ -26,9 +26,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import redis
+from redis.lock import Lock as RedisLock
 from tooz import coordination, locking
 
 from loadpilot.coord.backend import CoordSettings, translated
@@ -41,8 +42,11 @@ LEADERS_TABLE = "leaders"  # role -> the current term (JSON)
 EPOCHS_TABLE = "epochs"  # role -> the last epoch handed out (Redis)
 CONTROLLERS = "controllers"
 LOCK_POLL_S = 0.05
+RESIGNED = 0.0  # a term's expires_at once its leader gave it up
 
 Clock = Callable[[], float]
+LockT = TypeVar("LockT", locking.Lock, RedisLock)
+RecordsT = TypeVar("RecordsT", bound=Records)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,11 @@ class Term:
     epoch: int
     since: float
     expires_at: float
+
+    @property
+    def resigned(self) -> bool:
+        """True when its leader gave it up (the next term, even the same member's, takes a new epoch)."""
+        return self.expires_at == RESIGNED
 
     def encode(self) -> bytes:
         """The term as a record."""
@@ -93,10 +102,23 @@ class Leadership(Protocol):
         ...
 
 
-class _Deadline:
-    """The part both ways share: the deadline, and saying when leadership is won or lost."""
+class _Deadline(Generic[LockT, RecordsT]):
+    """The part both ways share: the lock and the records, the deadline, and saying when leadership is won or
+    lost. `leadership()` makes the lock; the clocks are parameters so that tests can drive them."""
 
-    def __init__(self, member_id: str, role: str, settings: CoordSettings, mono: Clock) -> None:
+    def __init__(
+        self,
+        lock: LockT,
+        records: RecordsT,
+        settings: CoordSettings,
+        member_id: str,
+        role: str = CONTROLLERS,
+        wall: Clock = time.time,
+        mono: Clock = time.monotonic,
+    ) -> None:
+        self._lock: LockT = lock
+        self.records = records
+        self.wall = wall
         self.member_id = member_id
         self.role = role
         self.lease = settings.lease_s
@@ -126,23 +148,8 @@ class _Deadline:
         self._valid_until = 0.0
 
 
-class LeaseLeadership(_Deadline):
+class LeaseLeadership(_Deadline[locking.Lock, Records]):
     """A lease record in the backend, rewritten under a tooz lock (file and etcd)."""
-
-    def __init__(
-        self,
-        coordinator: coordination.CoordinationDriver,
-        records: Records,
-        settings: CoordSettings,
-        member_id: str,
-        role: str = CONTROLLERS,
-        wall: Clock = time.time,
-        mono: Clock = time.monotonic,
-    ) -> None:
-        super().__init__(member_id, role, settings, mono)
-        self.records = records
-        self.wall = wall
-        self._lock = coordinator.get_lock(f"{settings.namespace}.lease.{role}".encode())
 
     def tick(self) -> bool:
         """Renew our term, or start one when the recorded term has expired."""
@@ -164,7 +171,7 @@ class LeaseLeadership(_Deadline):
     def _step(self, started_wall: float, started: float) -> None:
         term = read_term(self.records, self.role)
         expires = started_wall + self.lease
-        if term is not None and self.epoch and term.leader == self.member_id and term.epoch == self.epoch:
+        if term is not None and term.leader == self.member_id and self.epoch == term.epoch and not term.resigned:
             # Ours, and nobody took over since (even if we missed a deadline meanwhile): renew the same term.
             self.records.put(LEADERS_TABLE, self.role, Term(self.member_id, self.epoch, term.since, expires).encode())
             if not self._leading:
@@ -189,7 +196,7 @@ class LeaseLeadership(_Deadline):
                     term = read_term(self.records, self.role)
                     if term is not None and term.leader == self.member_id and term.epoch == self.epoch:
                         self.records.put(
-                            LEADERS_TABLE, self.role, Term(term.leader, term.epoch, term.since, 0.0).encode()
+                            LEADERS_TABLE, self.role, Term(term.leader, term.epoch, term.since, RESIGNED).encode()
                         )
                 finally:
                     with translated("releasing the lease lock"):
@@ -199,24 +206,10 @@ class LeaseLeadership(_Deadline):
         self._lost("resigned")
 
 
-class LockLeadership(_Deadline):
+class LockLeadership(_Deadline[RedisLock, RedisRecords]):
     """Redis: a lock with a TTL, renewed by the leader's own tick; epochs by HINCRBY."""
 
-    def __init__(
-        self,
-        records: RedisRecords,
-        settings: CoordSettings,
-        member_id: str,
-        role: str = CONTROLLERS,
-        wall: Clock = time.time,
-        mono: Clock = time.monotonic,
-    ) -> None:
-        super().__init__(member_id, role, settings, mono)
-        self.records = records
-        self.wall = wall
-        name = f"{settings.namespace}:leader_of:{role}"
-        self._lock = records.client.lock(name, timeout=self.lease, thread_local=False)
-        self._held = False
+    _held = False  # this member holds the lock (its term may still have to be confirmed)
 
     def tick(self) -> bool:
         """Renew the lock we hold, or try to take it."""
@@ -272,7 +265,7 @@ class LockLeadership(_Deadline):
         if self._held and self._leading:
             term = read_term(self.records, self.role)
             if term is not None and term.epoch == self.epoch:
-                self.records.put(LEADERS_TABLE, self.role, Term(term.leader, term.epoch, term.since, 0.0).encode())
+                self.records.put(LEADERS_TABLE, self.role, Term(term.leader, term.epoch, term.since, RESIGNED).encode())
         self._drop("resigned")
 
 
@@ -298,5 +291,8 @@ def leadership(
 ) -> Leadership:
     """The right way to lead on this backend: the election lock on Redis, a lease record elsewhere."""
     if isinstance(records, RedisRecords):
-        return LockLeadership(records, settings, member_id, role)
-    return LeaseLeadership(coordinator, records, settings, member_id, role)
+        name = f"{settings.namespace}:leader_of:{role}"
+        lock = records.client.lock(name, timeout=settings.lease_s, thread_local=False)
+        return LockLeadership(lock, records, settings, member_id, role)
+    lease_lock = coordinator.get_lock(f"{settings.namespace}.lease.{role}".encode())
+    return LeaseLeadership(lease_lock, records, settings, member_id, role)

@@ -16,15 +16,19 @@ from __future__ import annotations
 import os
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from tooz import coordination
 
 from loadpilot.coord.backend import CoordSettings
 from loadpilot.errors import PermanentError, TemporaryError
+
+RETRIES = 1  # a Redis call is tried again once, at once (redis_client)
 
 
 class Records(Protocol):
@@ -161,12 +165,17 @@ def _as_bytes(value: bytes | str) -> bytes:
 
 
 @contextmanager
-def _redis_errors(table: str) -> Iterator[None]:
-    """Redis's errors as loadpilot's: every one of them is worth retrying."""
+def _retryable(errors: type[Exception], what: str) -> Iterator[None]:
+    """A backend client's errors as loadpilot's: every one of them is worth retrying."""
     try:
         yield
-    except redis.RedisError as exc:
-        raise TemporaryError(f"coordination records ({table}) in Redis: {exc}") from exc
+    except errors as exc:
+        raise TemporaryError(f"{what}: {exc}") from exc
+
+
+def _redis_errors(table: str) -> AbstractContextManager[None]:
+    """Redis's errors, naming the table."""
+    return _retryable(redis.RedisError, f"coordination records ({table}) in Redis")
 
 
 class EtcdRecords:
@@ -214,19 +223,19 @@ class EtcdRecords:
         """The client belongs to the tooz driver."""
 
 
-@contextmanager
-def _etcd_errors(what: str) -> Iterator[None]:
-    """etcd3gw's errors as loadpilot's (all worth retrying)."""
+def _etcd_errors(what: str) -> AbstractContextManager[None]:
+    """etcd3gw's errors (imported only when etcd is used: it is an optional dependency)."""
     from etcd3gw import exceptions
 
-    try:
-        yield
-    except exceptions.Etcd3Exception as exc:
-        raise TemporaryError(f"{what} in etcd: {exc}") from exc
+    return _retryable(exceptions.Etcd3Exception, f"{what} in etcd")
 
 
 def redis_client(url: str, timeout: float) -> redis.Redis:
-    """A Redis client for a tooz redis:// URL (host, port, password, db; sentinels are not supported here)."""
+    """A Redis client for a tooz redis:// URL (host, port, password, db; sentinels are not supported here).
+
+    A call is tried twice at most, at once (a pooled connection may have gone stale): redis-py's default, three
+    retries with a backoff, would hold a member's tick for many seconds while Redis is away, and every caller
+    already handles a TemporaryError at its next tick."""
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qs(parts.query)
     if "sentinel" in query:
@@ -240,6 +249,7 @@ def redis_client(url: str, timeout: float) -> redis.Redis:
         db=int(db),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), RETRIES),
     )
 
 
@@ -254,7 +264,7 @@ def open_records(settings: CoordSettings, coordinator: coordination.Coordination
     if kind == "file":
         return FileRecords(file_root(settings.url) / "records" / settings.namespace)
     if kind == "redis":
-        return RedisRecords(redis_client(settings.url, settings.member_timeout), settings.namespace)
+        return RedisRecords(redis_client(settings.url, settings.io_timeout), settings.namespace)
     if coordinator is None:
         raise PermanentError("etcd records need the started coordinator (its client)")
     return EtcdRecords(getattr(coordinator, "client", None), settings.namespace)

@@ -6,7 +6,8 @@ publishes (view, since_slot) for the others' make-before-break (partition.py) an
 until all it polled has been taken over (`handed_over`), then `stop()` leaves the group.
 
 A backend that cannot be reached does not stop the polling: the member keeps its last share until it can read
-the members again (at worst others take its resources over meanwhile, and both poll them for a while).
+the members again (at worst others take its resources over meanwhile, and both poll them for a while). A tick
+waits for such a backend once, at most a tick long on Redis (CoordSettings.io_timeout).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class SharedWork:
         self._published_polling: frozenset[str] | None = None
         self._published_at = 0.0
         self._nobody_left = False
+        self._away = False  # the last plan() could not reach the backend
         self.resources = ""  # the digest of the shared resources this member declared
 
     def start(self, keys: Sequence[str] = ()) -> None:
@@ -115,9 +117,11 @@ class SharedWork:
             states = read_states(self.records, live)
         except TemporaryError as exc:
             log.warning("coordination backend unavailable, keeping the last share: %s", exc)
+            self._away = True  # confirm() skips publishing this tick: one wait for the backend per tick is enough
             if self._last is None:
                 return self.handover.plan(keys, {self.member_id: self.weight}, {}, slot)
             return self._last
+        self._away = False
         members = ring_members(live, states, self.kind, self.resources)
         if self.draining:
             members.pop(self.member_id, None)
@@ -135,7 +139,10 @@ class SharedWork:
         return self._last
 
     def confirm(self, plan: Plan, now: float) -> None:
-        """Publish, after polling the slot, that this member polls by the plan's view (others may now let go)."""
+        """Publish, after polling the slot, that this member polls by the plan's view (others may now let go);
+        not when this tick's plan found the backend away (the next tick that reaches it publishes)."""
+        if self._away:
+            return
         state = MemberState(plan.view, plan.since_slot, self.draining)
         try:
             self._publish(state, now, len(plan.owned))
