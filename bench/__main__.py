@@ -16,6 +16,8 @@ BENCHMARKS = [
     "loadgen_cpu",
     "loadgen_http",
     "autoscale_sim",
+    "autoscale_reaction",
+    "autoscale_live",
     "coord",
     "vm_sim",
 ]

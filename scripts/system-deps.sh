@@ -18,6 +18,8 @@ case "${1:-test}" in
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need haproxy
     command -v redis-server >/dev/null 2>&1 || need redis-server
     command -v etcd >/dev/null 2>&1 || need etcd-server
+    # ZooKeeper's jars (and Java) only: the tests start their own server; zookeeperd would add a system service.
+    [ -f /usr/share/java/zookeeper.jar ] || need zookeeper
     ;;
   bench)
     "$0" test

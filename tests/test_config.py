@@ -36,7 +36,7 @@ def test_the_example_is_valid_and_complete() -> None:
     assert config.state_path == EXAMPLE.parent.resolve() / ".loadpilot"
     # Every setting of every section is written out in the example, so users see them all.
     text = EXAMPLE.read_text()
-    for section in ("server", "store", "agent", "coordination"):
+    for section in ("server", "store", "agent", "coordination", "control"):
         for name in type(getattr(config, section)).model_fields:
             shown = f"{name} =" in text or f"[[{section}.{name}]]" in text
             assert shown, f"{section}.{name} missing from the example"

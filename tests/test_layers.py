@@ -114,7 +114,7 @@ def test_loadgen_imports_only_the_standard_library_and_psutil() -> None:
 
 # coord/ sits on tooz: it may reach its backends' clients and loadpilot's value types, never the config or I/O above.
 COORD_MAY_REACH = {"model", "errors", "clock", "coord"}
-COORD_DEPENDENCIES = {"tooz", "redis", "etcd3gw"}
+COORD_DEPENDENCIES = {"tooz", "redis", "etcd3gw", "kazoo"}
 
 
 def test_coord_reaches_only_tooz_and_the_value_types() -> None:
@@ -148,3 +148,21 @@ def test_no_relative_import_hides_from_these_checks() -> None:
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.level]
         assert not relative, f"{path.relative_to(PACKAGE)} uses a relative import"
+
+
+# The VM actuators' drivers are optional: act/vm/ imports libvirt and openstacksdk only where an actuator is built.
+VM_DRIVERS = {"libvirt", "openstack", "keystoneauth1"}
+
+
+def test_vm_actuators_import_their_drivers_only_when_built() -> None:
+    files = _files("act/vm")
+    assert files
+    for path in files:
+        tree = ast.parse(path.read_text())
+        top: set[str] = set()
+        for node in tree.body:  # module level only: imports inside functions run when an actuator is built
+            if isinstance(node, ast.Import):
+                top.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                top.add(node.module.split(".")[0])
+        assert not top & VM_DRIVERS, f"{path.relative_to(PACKAGE)} imports {sorted(top & VM_DRIVERS)} at module level"

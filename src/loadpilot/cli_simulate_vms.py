@@ -39,11 +39,10 @@ def vms_command(
     report: Annotated[Path | None, typer.Option("--report", help="write an HTML report with charts here")] = None,
 ) -> None:
     """Run each strategy over the whole trace; print energy, SLATAH, PDM, SLAV, ESV, migrations and more."""
-    from loadpilot.decide.vms.consolidate import Limits
-    from loadpilot.decide.vms.strategies import make_strategy
+    from loadpilot.decide.vms.strategies import StrategyError, StrategySettings, strategy_for
     from loadpilot.sim.planetlab import load_traces
     from loadpilot.sim.vm_cloudsim import CloudSimSetup, run_cloudsim
-    from loadpilot.sim.vm_model import HonestSetup, run_honest
+    from loadpilot.sim.vm_model import HonestSetup, PlacementError, run_honest
     from loadpilot.sim.vm_report import COLUMNS, render, table_rows
 
     if model not in MODELS:
@@ -59,13 +58,17 @@ def vms_command(
             _usage(option, f"must be > 0, got {value}")
     if not trace.exists():
         _usage("--trace", f"{trace}: no such folder or file")
-    limits = Limits(total=max_migrations, per_host=max_per_host)
+    if report is not None and not report.parent.is_dir():
+        _usage("--report", f"{report.parent}: no such folder to write the report in")
     names = list(dict.fromkeys([strategy, *(compare or [])]))
-    strategies = []
+    settings = {
+        name: StrategySettings(name, max_migrations=max_migrations, max_per_host=max_per_host, seed=seed)
+        for name in names
+    }
     for option, name in [("--strategy", strategy), *(("--compare", n) for n in compare or [])]:
         try:
-            strategies.append((name, make_strategy(name, limits)))
-        except ValueError as e:
+            strategy_for(settings[name])
+        except StrategyError as e:
             _usage(option, str(e))
     try:
         traces = load_traces(trace)
@@ -73,15 +76,14 @@ def vms_command(
         _usage("--trace", str(e))
     results = []
     for name in names:
-        chosen = next(s for n, s in strategies if n == name)
         if model == "cloudsim":
-            results.append(run_cloudsim(traces, chosen, CloudSimSetup(hosts=hosts, threshold=threshold, seed=seed)))
-        else:
-            setup = HonestSetup(hosts=hosts, threshold=threshold, seed=seed, host_ram_mb=host_ram_mb)
-            try:
-                results.append(run_honest(traces, chosen, setup))
-            except RuntimeError as e:
-                _usage("--hosts", f"{e} (more hosts or --host-ram-mb)")
+            results.append(run_cloudsim(traces, settings[name], CloudSimSetup(hosts=hosts, threshold=threshold)))
+            continue
+        setup = HonestSetup(hosts=hosts, threshold=threshold, host_ram_mb=host_ram_mb)
+        try:
+            results.append(run_honest(traces, settings[name], setup))
+        except PlacementError as e:
+            _usage("--hosts", f"{e} (more hosts or --host-ram-mb)")
     if report is not None:
         report.write_text(render(f"VM strategies on {trace.name} ({model} model, {hosts} hosts)", results))
     if as_json:

@@ -38,6 +38,13 @@ LbOpt = Annotated[
     Literal["shared", "nginx"],
     typer.Option("--lb", help="shared: the pools' own setting; nginx: front every pool with nginx (ports mode)"),
 ]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option("--cluster", help="also balance VMs: sim:<PlanetLab day dir or CSV>, libvirt: or openstack:"),
+]
+SpeedOpt = Annotated[
+    float | None, typer.Option("--speed", help="sim: clusters: simulated seconds per real second (e.g. 600)")
+]
 SUMMARY_EVERY_S = 5.0
 STOP_TIMEOUT_S = 30.0
 
@@ -59,11 +66,24 @@ class Child:
         return f"the {self.name} exited on its own with code {self.proc.returncode}{where}"
 
 
-def up(config_path: ConfigOpt = None, view: ViewOpt = None, lb: LbOpt = "shared") -> None:
+def up(
+    config_path: ConfigOpt = None,
+    view: ViewOpt = None,
+    lb: LbOpt = "shared",
+    cluster: ClusterOpt = None,
+    speed: SpeedOpt = None,
+) -> None:
     """Run the server, an agent, every configured pool and a controller on this machine until Ctrl-C."""
     from loadpilot.cli import _fail, _load
+    from loadpilot.cli_cluster import cluster_config
 
     config = _load(config_path)
+    if cluster is not None or speed is not None:
+        try:
+            config_path = cluster_config(config, config_path, cluster or config.cluster.url, speed)
+        except LoadpilotError as exc:
+            _fail(str(exc).splitlines())
+        config = _load(config_path)
     if lb == "nginx":
         try:
             config_path = nginx_config(config, config_path)

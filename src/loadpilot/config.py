@@ -346,14 +346,14 @@ class PoolConfig(_Section):
         return self.min if self.initial is None else self.initial
 
 
-COORD_SCHEMES = ("file://", "redis://", "etcd3+http://", "etcd3+https://")
+COORD_SCHEMES = ("file://", "redis://", "etcd3+http://", "etcd3+https://", "zookeeper://")
 
 
 class CoordinationConfig(_Section):
     """`[coordination]`: agents share the shared resources and controllers elect a leader, through tooz."""
 
     enabled: bool = False
-    url: str = ""  # empty: file://<state_dir>/coord (one machine); redis://host:6379, etcd3+http://host:2379
+    url: str = ""  # empty: file://<state_dir>/coord (one machine); redis://, etcd3+http://, zookeeper://host:2181
     namespace: str = "loadpilot"  # groups and records of one cluster; several clusters may share a backend
     member_id: str = ""  # empty: the agent's id
     member_timeout_s: Annotated[float, Field(ge=0, le=3600)] = 0.0  # 0: 10 s on file://, 5 s elsewhere
@@ -371,8 +371,8 @@ class CoordinationConfig(_Section):
 
     @model_validator(mode="after")
     def _usable(self) -> CoordinationConfig:
-        if self.url.startswith(("zookeeper://", "kazoo://")):
-            raise ValueError("url: zookeeper:// is not supported (no records for handovers and epochs); use redis://")
+        if self.url.startswith("kazoo://"):
+            raise ValueError("url: write kazoo:// URLs as zookeeper://host:2181")
         if self.url and not self.url.startswith(COORD_SCHEMES):
             raise ValueError(f"url: must start with {', '.join(COORD_SCHEMES)}")
         timeout = self.member_timeout_s or (10.0 if not self.url or self.url.startswith("file://") else 5.0)
@@ -392,6 +392,114 @@ class ControlConfig(_Section):
     retry_max_s: PositiveSeconds = 30.0  # ... up to this
 
 
+CLUSTER_SCHEMES = ("sim:", "libvirt:", "openstack:")
+
+
+class LibvirtHostEntry(_Section):
+    """One `[[cluster.libvirt.hosts]]` entry: a hypervisor's name in the cluster and its libvirt URI."""
+
+    name: Annotated[str, Field(min_length=1)]
+    uri: Annotated[str, Field(min_length=1)]  # qemu+ssh://hv1/system; test:///path/node.xml in tests
+    migrate_uri: str = ""  # how the source's libvirtd reaches this host (peer to peer); empty: uri
+
+
+class LibvirtClusterConfig(_Section):
+    """`[cluster.libvirt]`: the hosts, and how a migration is carried out."""
+
+    hosts: list[LibvirtHostEntry] = Field(default_factory=list)
+    # live: libvirt's migrateToURI3 (live, peer to peer); emulate: move the domain by hand (libvirt's test driver
+    # has no migration; for tests and demos only)
+    migration: Literal["live", "emulate"] = "live"
+    bandwidth_mib_s: Annotated[int, Field(ge=0)] = 0  # 0: libvirt's default
+    power_model: Literal["hp-ml110-g4", "hp-ml110-g5"] = "hp-ml110-g5"
+
+    @model_validator(mode="after")
+    def _unique_hosts(self) -> LibvirtClusterConfig:
+        names = [h.name for h in self.hosts]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"hosts[{i}].name: {name!r} is used by another host")
+        return self
+
+
+class OpenStackClusterConfig(_Section):
+    """`[cluster.openstack]`: how to reach Nova. `cloud` names an entry of clouds.yaml; or give auth_url and the
+    credentials here (the password may come from OS_PASSWORD instead)."""
+
+    cloud: str = ""
+    auth_url: str = ""
+    username: str = ""
+    password: SecretStr | None = None
+    project_name: str = ""
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    region_name: str = ""
+    block_migration: Literal["auto", "true", "false"] = "auto"
+    power_model: Literal["hp-ml110-g4", "hp-ml110-g5"] = "hp-ml110-g5"
+
+
+class SimClusterConfig(_Section):
+    """`[cluster.sim]`: the simulated cluster's hosts and how fast its time runs."""
+
+    hosts: Annotated[int, Field(ge=1, le=100_000)] = 800
+    speed: Annotated[float, Field(gt=0, le=1_000_000)] = 600.0  # simulated seconds per real second
+
+
+class ClusterConfig(_Section):
+    """`[cluster]`: VM load balancing and consolidation by the controller (leader only), off by default.
+
+    `url` picks the cluster: `sim:<PlanetLab day dir or CSV>` (the simulated cluster), `libvirt:` (the hosts of
+    [cluster.libvirt]) or `openstack:` (Nova, [cluster.openstack]).
+    """
+
+    enabled: bool = False
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")] = "default"
+    url: str = ""
+    strategy: str = "ours"  # a VM strategy's name (loadpilot simulate vms --strategy): lr-mmt-1.2, drs, ...
+    interval_s: PositiveSeconds = 300.0  # one decision per interval
+    max_migrations: Annotated[int, Field(ge=1, le=10_000)] = 2  # in flight at once, in the whole cluster
+    max_migrations_per_host: Annotated[int, Field(ge=1, le=1000)] = 1  # leaving or arriving, per host
+    seed: int = 0  # for the strategies that draw at random
+    sim: SimClusterConfig = Field(default_factory=SimClusterConfig)
+    libvirt: LibvirtClusterConfig = Field(default_factory=LibvirtClusterConfig)
+    openstack: OpenStackClusterConfig = Field(default_factory=OpenStackClusterConfig)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from loadpilot.decide.vms.strategies import StrategyError, make_strategy  # pure; imported only when set
+
+        try:
+            make_strategy(value)
+        except StrategyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> ClusterConfig:
+        if self.url and not self.url.startswith(CLUSTER_SCHEMES):
+            raise ValueError(f"url: must start with {', '.join(CLUSTER_SCHEMES)} (got {self.url!r})")
+        if self.enabled and not self.url:
+            raise ValueError("url: an enabled cluster needs a url (sim:<trace dir>, libvirt: or openstack:)")
+        if self.url == "sim:":
+            raise ValueError("url: sim: needs a trace, e.g. sim:../shared/data/planetlab/20110303")
+        if self.enabled and self.url.startswith("libvirt:") and not self.libvirt.hosts:
+            raise ValueError("libvirt.hosts: a libvirt cluster needs at least one [[cluster.libvirt.hosts]] entry")
+        if self.max_migrations_per_host > self.max_migrations:
+            raise ValueError(f"max_migrations_per_host: must be <= max_migrations ({self.max_migrations})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """sim, libvirt or openstack."""
+        return self.url.split(":", 1)[0]
+
+    @property
+    def sim_trace(self) -> str:
+        """The trace a sim: url names."""
+        return self.url.removeprefix("sim:")
+
+
 class Config(_Section):
     """The whole `loadpilot.toml`."""
 
@@ -404,6 +512,7 @@ class Config(_Section):
     pools: list[PoolConfig] = Field(default_factory=list)
     coordination: CoordinationConfig = Field(default_factory=CoordinationConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     # Where relative paths in this config are resolved from: the config file's folder, or the working directory.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

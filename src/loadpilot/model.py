@@ -159,8 +159,19 @@ class Migrate:
     epoch: int = 0
 
 
-# Every action a decision may carry; more kinds (Resize, Restart) join this union.
-Action = ScaleTo | Migrate
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """Change a VM's vCPUs and/or memory (bytes) in place; None leaves that one as it is. `epoch` as for ScaleTo."""
+
+    vm: str
+    reason: str
+    vcpus: int | None = None
+    memory: int | None = None
+    epoch: int = 0
+
+
+# Every action a decision may carry; more kinds (Restart) join this union.
+Action = ScaleTo | Migrate | Resize
 
 
 @dataclass(frozen=True, slots=True)

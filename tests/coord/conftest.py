@@ -1,6 +1,6 @@
-"""Coordination fixtures: a real Redis and a real etcd for the session, and settings for each backend.
+"""Coordination fixtures: a real Redis, etcd and ZooKeeper for the session, and settings for each backend.
 
-Redis and etcd fail the tests, never skip them, when they cannot run: the contract is tested for real or not at all.
+The servers fail the tests, never skip them, when they cannot run: the contract is tested for real or not at all.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from loadpilot.coord import CoordSettings
-from tests.coord.servers import ServerUnavailable, running_etcd, running_redis
+from tests.coord.servers import ServerUnavailable, running_etcd, running_redis, running_zookeeper
 from tests.helpers import required_server
 
-BACKENDS = ["file", "redis", "etcd"]
+BACKENDS = ["file", "redis", "etcd", "zookeeper"]
 SettingsFactory = Callable[..., CoordSettings]
 
 
@@ -32,11 +32,17 @@ def etcd_url() -> Iterator[str]:
     yield from required_server(running_etcd, ServerUnavailable, "etcd (Debian's etcd-server)")
 
 
+@pytest.fixture(scope="session")
+def zookeeper_url() -> Iterator[str]:
+    """A real standalone ZooKeeper for the session."""
+    yield from required_server(running_zookeeper, ServerUnavailable, "ZooKeeper (Debian's zookeeper, and Java)")
+
+
 def backend_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
     """The URL of a backend of `kind` for one test (file: a fresh directory)."""
     if kind == "file":
         return f"file://{tmp_path / 'coord'}"
-    return str(request.getfixturevalue("redis_url" if kind == "redis" else "etcd_url"))
+    return str(request.getfixturevalue(f"{kind}_url"))
 
 
 @pytest.fixture(params=BACKENDS)

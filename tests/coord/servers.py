@@ -1,5 +1,6 @@
-"""Throwaway, real Redis and etcd servers for the coordination tests and benchmarks (Debian's redis-server and
-etcd-server), each on free 127.0.0.1 ports in a temporary directory, stopped and removed afterwards."""
+"""Throwaway, real Redis, etcd and ZooKeeper servers for the coordination tests and benchmarks (Debian's
+redis-server, etcd-server and zookeeper), each on free 127.0.0.1 ports in a temporary directory, stopped and removed
+afterwards; and a TCP forwarder that can cut one client off from its server, as a network would."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 START_TIMEOUT_S = 20.0
@@ -108,3 +110,174 @@ def running_etcd() -> Iterator[str]:
             yield f"etcd3+http://127.0.0.1:{client}"
         finally:
             _stop(proc)
+
+
+ZOOKEEPER_JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/zookeeper/zookeeper.jar")  # Debian's, then others
+SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"  # ZooKeeper's warnings into its log, when installed
+ZOOKEEPER_TICK_MS = 500  # sessions may last 2 to 20 ticks: the tests' 2 s member timeout is within
+
+
+def _zookeeper_classpath() -> str:
+    """Debian's zookeeper.jar names its dependencies in its manifest: it is the whole class path."""
+    jar = next((j for j in ZOOKEEPER_JARS if Path(j).exists()), None)
+    if jar is None:
+        raise ServerUnavailable(f"none of {', '.join(ZOOKEEPER_JARS)} exists: install Debian's zookeeper")
+    return f"{jar}:{SLF4J_SIMPLE}" if Path(SLF4J_SIMPLE).exists() else jar
+
+
+def _wait_zookeeper(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the server serves sessions: `srvr` then reports its mode (listening, and even `ruok`, come first,
+    and the sessions opened before are dropped)."""
+    _wait_listening(port, proc, log)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    answer = b""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+                s.sendall(b"srvr")
+                answer = s.recv(4096)
+        except OSError:
+            answer = b""
+        if b"Mode: standalone" in answer:
+            return
+        time.sleep(0.05)
+    proc.kill()
+    raise ServerUnavailable(f"ZooKeeper on port {port} was not serving within {START_TIMEOUT_S:g} s ({answer!r})")
+
+
+@contextmanager
+def running_zookeeper() -> Iterator[str]:
+    """A fresh standalone ZooKeeper (Debian's jars, a JVM of its own); yields its zookeeper:// URL."""
+    java = _binary("java", "default-jre-headless")
+    classpath = _zookeeper_classpath()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="loadpilot-zookeeper-") as tmp:
+        conf, log = Path(tmp) / "zoo.cfg", Path(tmp) / "zookeeper.log"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"tickTime={ZOOKEEPER_TICK_MS}",
+                    f"dataDir={tmp}/data",
+                    f"clientPort={port}",
+                    "clientPortAddress=127.0.0.1",
+                    "maxClientCnxns=0",
+                    "admin.enableServer=false",  # its HTTP admin server would take port 8080
+                    "4lw.commands.whitelist=srvr",
+                    "",
+                ]
+            )
+        )
+        args = [
+            java,
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",  # starts sooner; a test server needs no peak speed
+            "-Dzookeeper.forceSync=no",  # no fsync per write: the data directory is thrown away
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp",
+            classpath,
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+            str(conf),
+        ]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+        try:
+            _wait_zookeeper(port, proc, log)
+            yield f"zookeeper://127.0.0.1:{port}"
+        finally:
+            _stop(proc)
+
+
+class CutOff:
+    """A TCP forwarder from a free 127.0.0.1 port to a server's port whose traffic can be held (`cut`), as if the
+    network between a client and its server were cut, and let through again (`restore`): nothing is closed or
+    refused meanwhile, bytes (and closes) wait until the link is back, so each side only sees silence."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = int(self._listener.getsockname()[1])
+        self._up = threading.Event()
+        self._up.set()
+        self._stopped = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._accept, name="cutoff-accept", daemon=True)]
+        self._threads[0].start()
+
+    def url(self, scheme: str) -> str:
+        """The URL a client uses to reach the server through this forwarder."""
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def cut(self) -> None:
+        """Hold all traffic from now on."""
+        self._up.clear()
+
+    def restore(self) -> None:
+        """Let the held traffic, and what follows, through."""
+        self._up.set()
+
+    def _wait_up(self) -> bool:
+        """Wait while the link is cut; False once the forwarder stops."""
+        while not self._up.wait(0.1):
+            if self._stopped.is_set():
+                return False
+        return not self._stopped.is_set()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._start(self._connect, client)
+
+    def _start(self, target: Callable[..., None], *args: socket.socket) -> None:
+        thread = threading.Thread(target=target, args=args, name="cutoff", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self._sockets.append(client)
+        if not self._wait_up():
+            return
+        try:
+            server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5.0)
+        except OSError:
+            client.close()
+            return
+        self._sockets.append(server)
+        self._start(self._pump, server, client)
+        self._pump(client, server)
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        source.settimeout(0.2)
+        while not self._stopped.is_set():
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                data = b""
+            if not self._wait_up():
+                return
+            if not data:
+                break
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        for sock in (source, sink):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        """Stop forwarding and close every connection."""
+        self._stopped.set()
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+        for thread in self._threads:
+            thread.join(timeout=5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,11 +31,34 @@ def test_coordination_is_off_and_embedded_by_default(tmp_path: Path) -> None:
     assert redis.member_timeout == 5.0 and redis.lease_s == 5.0 and redis.margin_s == 1.0
 
 
+def test_zookeeper_is_a_backend_with_a_5_s_member_timeout(tmp_path: Path) -> None:
+    config = parse_config({"state_dir": str(tmp_path), "coordination": {"url": "zookeeper://zk1:2181"}})
+    settings = CoordSettings(**config.coordination_options())
+    assert settings.kind == "zookeeper" and settings.member_timeout == 5.0 and settings.lease_s == 5.0
+    longer = CoordSettings(url="zookeeper://zk1:2181", member_timeout_s=12)
+    assert longer.member_timeout == 12.0
+
+
+def test_a_missing_kazoo_names_the_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['kazoo'] = None\n"  # as if kazoo were not installed
+        "from loadpilot.coord.backend import CoordSettings, connect\n"
+        "from loadpilot.errors import MissingDependencyError\n"
+        "try:\n"
+        "    connect(CoordSettings(url='zookeeper://127.0.0.1:9'), 'm')\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "zookeeper coordination backend" in done.stdout
+    assert "pip install 'loadpilot[coord]'" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
         ({"coordination": {"url": "mysql://x"}}, "coordination.url: must start with file://"),
-        ({"coordination": {"url": "zookeeper://zk:2181"}}, "coordination.url: zookeeper:// is not supported"),
+        ({"coordination": {"url": "kazoo://zk:2181"}}, "coordination.url: write kazoo:// URLs as zookeeper://"),
         ({"coordination": {"replicas": 3}}, "coordination.replicas: Input should be 1 or 2"),
         ({"coordination": {"weight": 0}}, "coordination.weight: Input should be greater than 0"),
         ({"coordination": {"namespace": "a b"}}, "coordination.namespace: use letters"),

@@ -1,23 +1,32 @@
-"""One contract for every coordination backend (file, Redis, etcd): membership, records, leadership.
+"""One contract for every coordination backend (file, Redis, etcd, ZooKeeper): membership, records, leadership.
 
 These run against real backends, so they wait in real time; every wait has a generous margin (the machine is
 shared), and no test asserts a tight timing.
+
+On ZooKeeper a member lives as long as its session, which kazoo's own thread keeps alive, so stopping tooz's heart
+is not enough to stand for a stopped process there: each member reaches ZooKeeper through a forwarder of its own
+(servers.CutOff) that a pause cuts, as a stopped process or a cut-off network would.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from tooz import coordination
 
-from loadpilot.coord.backend import CoordSettings, connect
+from loadpilot.coord.backend import CoordSettings, connect, disconnect
 from loadpilot.coord.leader import Leadership, leadership, read_term
 from loadpilot.coord.membership import Membership
-from loadpilot.coord.records import Records, open_records
+from loadpilot.coord.records import Records, SwapRecords, open_records
+from loadpilot.coord.status import read_status
+from loadpilot.errors import TemporaryError
 from tests.coord.conftest import SettingsFactory
+from tests.coord.servers import CutOff
 from tests.helpers import wait_for
 
 SLACK_S = 5.0  # on top of what the protocol promises, for a loaded machine
@@ -27,6 +36,10 @@ class Node:
     """One member: a coordinator, its records, and what it does in the test."""
 
     def __init__(self, settings: CoordSettings, member_id: str) -> None:
+        self.link: CutOff | None = None
+        if settings.kind == "zookeeper":
+            self.link = CutOff(urllib.parse.urlsplit(settings.url).port or 2181)
+            settings = replace(settings, url=self.link.url("zookeeper"))
         self.settings = settings
         self.id = member_id
         self.coordinator: coordination.CoordinationDriver = connect(settings, member_id)
@@ -35,17 +48,38 @@ class Node:
             self.coordinator, settings.group("agents"), member_id, {"kind": "agent", "weight": 2}, self.records
         )
         self.leadership: Leadership = leadership(settings, self.coordinator, self.records, member_id)
+        self.beating = self.coordinator.heart.is_alive()  # not on ZooKeeper: kazoo keeps the session itself
 
     def pause_heart(self) -> None:
-        """Stop heartbeating, as a stopped or cut-off process would."""
-        self.coordinator.heart.stop()
-        self.coordinator.heart.wait()
+        """Stop heartbeating, as a stopped or cut-off process would (ZooKeeper: cut its link)."""
+        if self.beating:
+            self.coordinator.heart.stop()
+            self.coordinator.heart.wait()
+        if self.link is not None:
+            self.link.cut()
+
+    def resume_heart(self) -> None:
+        """Beat again, as a process resumed or reconnected would."""
+        if self.link is not None:
+            self.link.restore()
+        if self.beating:
+            self.coordinator.heart.start()
+
+    def ticks(self) -> bool:
+        """One membership tick; False while the backend cannot be reached yet (reconnecting after a pause)."""
+        try:
+            self.membership.tick()
+        except TemporaryError:
+            return False
+        return True
 
     def close(self) -> None:
         try:
-            self.coordinator.stop()
+            disconnect(self.coordinator)
         finally:
             self.records.close()
+            if self.link is not None:
+                self.link.stop()
 
 
 @pytest.fixture
@@ -94,9 +128,8 @@ def test_a_member_that_stops_beating_is_gone_after_the_timeout_and_comes_back(no
     gone_after = time.monotonic() - started
     assert gone_after < a.settings.member_timeout + SLACK_S
     # It resumes: the heart beats again and its next tick joins again if the backend forgot it.
-    b.coordinator.heart.start()
-    b.membership.tick()
-    assert wait_for(lambda: "b" in a.membership.tick(), timeout=SLACK_S, interval=0.1)
+    b.resume_heart()
+    assert wait_for(lambda: b.ticks() and "b" in a.membership.tick(), timeout=SLACK_S, interval=0.1)
 
 
 def test_records_round_trip_in_the_backend(nodes: list[Node]) -> None:
@@ -162,6 +195,70 @@ def test_a_leader_that_cannot_renew_stops_before_another_starts(nodes: list[Node
     assert b_started_at < a.settings.lease_s + a.settings.tick_s + SLACK_S
     assert b.leadership.epoch > a.leadership.epoch
     # a resumes: it finds out at its next tick and does not lead.
-    a.coordinator.heart.start()
+    a.resume_heart()
     assert not a.leadership.tick()
     assert _leaders(nodes) == ["b"]
+
+
+def test_candidates_ticking_at_once_make_one_leader_and_one_epoch_per_term(nodes: list[Node]) -> None:
+    epochs = []
+    for _ in range(4):
+        start = threading.Barrier(2)
+        led: dict[str, bool] = {}
+
+        def campaign(node: Node, barrier: threading.Barrier = start, out: dict[str, bool] = led) -> None:
+            barrier.wait()
+            out[node.id] = node.leadership.tick()
+
+        threads = [threading.Thread(target=campaign, args=(node,)) for node in nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        winners = [node for node in nodes if led.get(node.id)]
+        assert len(winners) == 1, led
+        epochs.append(winners[0].leadership.epoch)
+        winners[0].leadership.resign()
+    assert epochs == list(range(epochs[0], epochs[0] + 4)), epochs
+
+
+@pytest.mark.parametrize("settings", ["zookeeper"], indirect=True)
+def test_a_swap_writes_only_over_what_the_writer_read(nodes: list[Node]) -> None:
+    a, b = nodes
+    assert isinstance(a.records, SwapRecords) and isinstance(b.records, SwapRecords)
+    assert a.records.swap("t", "k", None, b"1")
+    assert not b.records.swap("t", "k", None, b"2")  # it exists now
+    assert b.records.swap("t", "k", b"1", b"2")
+    assert not a.records.swap("t", "k", b"1", b"3")  # a read "1": b changed it since
+    assert a.records.get("t", "k") == b"2"
+    # Writers racing from the same read: exactly one of them wins.
+    start = threading.Barrier(8)
+    won: list[bytes] = []
+
+    def race(records: SwapRecords, value: bytes) -> None:
+        start.wait()
+        if records.swap("t", "k", b"2", value):
+            won.append(value)
+
+    threads = [
+        threading.Thread(target=race, args=(node.records, f"{node.id}{i}".encode())) for i in range(4) for node in nodes
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(won) == 1 and a.records.get("t", "k") == won[0]
+
+
+def test_status_reads_the_members_and_the_leader_from_the_backend(nodes: list[Node]) -> None:
+    a, b = nodes
+    a.membership.join()
+    b.membership.join()
+    a.membership.tick()
+    b.membership.tick()
+    assert wait_for(lambda: a.leadership.tick(), timeout=SLACK_S, interval=0.05)
+    status = read_status(a.settings)  # an observer of its own: no group joined, no heart
+    assert status.leader is not None and (status.leader.leader, status.leader.epoch) == ("a", a.leadership.epoch)
+    agents = {m.id: m for m in status.members if m.role == "agents"}
+    assert set(agents) == {"a", "b"} and all(m.alive for m in agents.values())
+    assert agents["b"].capabilities.get("weight") == 2 and agents["b"].beat_at is not None

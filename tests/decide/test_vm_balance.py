@@ -6,7 +6,8 @@ import random
 
 import numpy as np
 
-from loadpilot.decide.vms.balance import DrsLike, ForecastBalance, WorkloadBalance, WorkloadStabilization
+from loadpilot.decide.vms.balance import ForecastBalance, WorkloadBalance
+from loadpilot.decide.vms.deviation import DrsLike, WorkloadStabilization
 from tests.decide.vm_clusters import cluster
 
 RNG = random.Random(3)

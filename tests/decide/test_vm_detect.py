@@ -103,3 +103,12 @@ def test_power_tables_interpolate_between_ten_percent_points() -> None:
     assert HP_G4.power(1.0) == 117
     assert HP_G5.power(0.55) == pytest.approx(118.5)
     assert HP_G5.power(1.5) == 135
+
+
+def test_holt_forecast_by_weights_equals_the_recursion() -> None:
+    from loadpilot.decide.vms.detect import _holt, ewma_forecast
+
+    rng = np.random.default_rng(0)
+    history = rng.uniform(0, 1, (50, 30))
+    length = rng.integers(1, 31, 50)
+    assert np.allclose(ewma_forecast(history, length, 0.5), _holt(history, length, 0.5, 1.0))

@@ -37,22 +37,24 @@ def test_first_reading_primes_then_every_metric_is_there() -> None:
 
 
 def test_cpu_utilisation_follows_a_real_busy_process() -> None:
+    """The machine's utilisation over a window includes at least what a busy child burnt in it (the child's own
+    CPU time, from the kernel), however busy the rest of the machine is."""
     cores = psutil.cpu_count() or 1
     host = HostCollector(HostOptions(per_core=False, network=False, disk=False), host="h1")
-    host.collect(time.time())
-    time.sleep(0.5)
-    idle = {s.metric: s.value for s in host.collect(time.time()).samples}["cpu.util"]
     burner = subprocess.Popen([sys.executable, "-c", BURN])
     try:
+        child = psutil.Process(burner.pid)
         time.sleep(0.3)
         host.collect(time.time())
+        began, burnt_before = time.monotonic(), sum(child.cpu_times()[:2])
         time.sleep(1.0)
-        busy = {s.metric: s.value for s in host.collect(time.time()).samples}["cpu.util"]
+        util = {s.metric: s.value for s in host.collect(time.time()).samples}["cpu.util"]
+        share = (sum(child.cpu_times()[:2]) - burnt_before) / ((time.monotonic() - began) * cores)
     finally:
         burner.kill()
         burner.wait()
-    # One busy process is one core's worth of the machine.
-    assert busy - idle == pytest.approx(1 / cores, abs=0.2)
+    assert share > 0.1 / cores  # the child did burn (a tenth of a core at least, even on a loaded machine)
+    assert share - 0.05 <= util <= 1.0
 
 
 def test_options_reject_unknown_keys() -> None:

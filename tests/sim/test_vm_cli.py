@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from click.testing import Result
 from typer.testing import CliRunner
 
 from loadpilot.cli import app
@@ -23,52 +24,28 @@ def planetlab_folder(tmp_path: Path, vms: int = 40, points: int = 36) -> Path:
     return folder
 
 
+def simulate(folder: Path, *args: str) -> Result:
+    return runner.invoke(app, ["simulate", "vms", "--trace", str(folder), *args])
+
+
 def test_json_has_the_figures_of_each_strategy(tmp_path: Path) -> None:
     folder = planetlab_folder(tmp_path)
-    result = runner.invoke(
-        app,
-        [
-            "simulate",
-            "vms",
-            "--trace",
-            str(folder),
-            "--hosts",
-            "30",
-            "--strategy",
-            "lr-mmt-1.2",
-            "--compare",
-            "ours",
-            "--model",
-            "cloudsim",
-            "--json",
-        ],
+    result = simulate(
+        folder, "--hosts", "30", "--strategy", "lr-mmt-1.2", "--compare", "ours", "--model", "cloudsim", "--json"
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     for key in ("energy_kwh", "migrations", "slatah", "pdm", "slav", "esv", "host_shutdowns", "over_threshold_s"):
         assert key in doc
     assert [r["strategy"] for r in doc["results"]] == ["lr-mmt-1.2", "ours"]
+    assert doc["model"] == "cloudsim" and doc["strategy"] == "lr-mmt-1.2"
 
 
 def test_table_and_report(tmp_path: Path) -> None:
     folder = planetlab_folder(tmp_path)
     report = tmp_path / "r.html"
-    result = runner.invoke(
-        app,
-        [
-            "simulate",
-            "vms",
-            "--trace",
-            str(folder),
-            "--hosts",
-            "30",
-            "--strategy",
-            "workload-balance",
-            "--compare",
-            "ours-balance",
-            "--report",
-            str(report),
-        ],
+    result = simulate(
+        folder, "--hosts", "30", "--strategy", "workload-balance", "--compare", "ours-balance", "--report", str(report)
     )
     assert result.exit_code == 0, result.output
     assert "ours-balance" in result.stdout
@@ -85,10 +62,12 @@ def test_bad_arguments_exit_2_naming_the_option(tmp_path: Path) -> None:
         (["--hosts", "0"], "--hosts"),
         (["--threshold", "2"], "--threshold"),
         (["--max-migrations", "0"], "--max-migrations"),
+        (["--report", str(tmp_path / "missing" / "r.html")], "--report"),
+        (["--hosts", "1", "--host-ram-mb", "1000"], "--hosts"),
     ]
     for extra, option in cases:
-        result = runner.invoke(app, ["simulate", "vms", "--trace", str(folder), *extra])
+        result = simulate(folder, *extra)
         assert result.exit_code == 2, (extra, result.output)
         assert option in result.output
-    missing = runner.invoke(app, ["simulate", "vms", "--trace", str(tmp_path / "none")])
+    missing = simulate(tmp_path / "none")
     assert missing.exit_code == 2 and "--trace" in missing.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loadpilot.decide.vms.strategies import make_strategy
+from loadpilot.decide.vms.strategies import StrategySettings
 from loadpilot.sim.planetlab import Traces
 from loadpilot.sim.vm_model import HonestSetup, run_honest
 
@@ -22,7 +22,7 @@ def synthetic(vms: int = 60, points: int = 48, seed: int = 3) -> Traces:
 @pytest.mark.parametrize("strategy", ["thr-mmt-0.8", "lr-mmt-1.2", "mad-mmt-2.5", "dvfs"])
 def test_memory_is_never_exceeded_and_idle_vms_stay(strategy: str) -> None:
     traces = synthetic()
-    result = run_honest(traces, make_strategy(strategy), HonestSetup(hosts=40))
+    result = run_honest(traces, StrategySettings(strategy), HonestSetup(hosts=40))
     assert max(result.series["ram_fill_max"]) <= 1.0 + 1e-9
     assert set(result.series["vms_placed"]) == {float(traces.vms)}
     assert result.energy_kwh > 0
@@ -33,6 +33,6 @@ def test_consolidation_saves_energy_over_never_migrating() -> None:
     traces = synthetic()
     setup = HonestSetup(hosts=40)
     assert (
-        run_honest(traces, make_strategy("thr-mmt-0.8"), setup).energy_kwh
-        <= run_honest(traces, make_strategy("dvfs"), setup).energy_kwh
+        run_honest(traces, StrategySettings("thr-mmt-0.8"), setup).energy_kwh
+        <= run_honest(traces, StrategySettings("dvfs"), setup).energy_kwh
     )

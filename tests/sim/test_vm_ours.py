@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import pairwise
 
-from loadpilot.decide.vms.strategies import make_strategy, ours
+from loadpilot.decide.vms.strategies import StrategySettings, ours
 from loadpilot.sim.vm_cloudsim import CloudSimSetup, run_cloudsim
 from loadpilot.sim.vm_model import HonestSetup, run_honest
 from tests.sim.test_vm_model import synthetic
@@ -25,8 +25,8 @@ def test_no_vm_moves_twice_within_the_settling_time() -> None:
     settle = ours().settle_s
     traces = synthetic(vms=80, points=48, seed=5)
     for result in (
-        run_honest(traces, make_strategy("ours"), HonestSetup(hosts=40)),
-        run_cloudsim(traces, make_strategy("ours"), CloudSimSetup(hosts=60)),
+        run_honest(traces, StrategySettings("ours"), HonestSetup(hosts=40)),
+        run_cloudsim(traces, StrategySettings("ours"), CloudSimSetup(hosts=60)),
     ):
         assert result.migrations > 0
         # a VM may move again early only to relieve an overloaded host whose VMs all moved recently
@@ -36,7 +36,7 @@ def test_no_vm_moves_twice_within_the_settling_time() -> None:
 
 def test_no_ping_pong_between_two_hosts() -> None:
     traces = synthetic(vms=80, points=48, seed=6)
-    result = run_honest(traces, make_strategy("ours"), HonestSetup(hosts=40))
+    result = run_honest(traces, StrategySettings("ours"), HonestSetup(hosts=40))
     trips: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
     for t, vm, source, target in result.moves:
         trips[vm].append((t, source, target))

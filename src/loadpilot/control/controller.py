@@ -21,13 +21,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from loadpilot.act.pool.state import PoolPaths
 from loadpilot.config import Config, PoolConfig
 from loadpilot.control.actuate import apply_scale
 from loadpilot.control.events import EventLog, reason_kind
+from loadpilot.control.migrate import MigrationControl, migration_control
 from loadpilot.control.observe import PoolObserver, PoolUnavailable
 from loadpilot.control.retry import Backoff
 from loadpilot.control.status import ControllerStatus, PoolControlStatus, write_status
@@ -39,7 +40,8 @@ from loadpilot.store import Store
 
 log = logging.getLogger(__name__)
 
-Actuator = Callable[[PoolPaths, PoolConfig, int, int], object]
+# Applies one ScaleTo (stamped with the leader's epoch) to a pool; raises loadpilot's Temporary/PermanentError.
+Actuator = Callable[[PoolPaths, PoolConfig, ScaleTo], object]
 
 
 @dataclass
@@ -72,9 +74,11 @@ class Controller:
     events: EventLog = field(init=False)
     pools: dict[str, PoolControl] = field(init=False)
     leading: bool = False
+    migrations: MigrationControl | None = field(init=False, default=None)  # the VM half ([cluster], migrate.py)
 
     def __post_init__(self) -> None:
         self.events = EventLog(self.store)
+        self.migrations = migration_control(self.config, self.store, self.events, self.member_id, self.clock)
         control = self.config.control
         self.pools = {}
         for pool in self.config.pools:
@@ -109,21 +113,27 @@ class Controller:
             for control in self.pools.values():
                 if not self.leader.is_leader():
                     break
-                self.reconcile(control, now)
+                try:
+                    self.reconcile(control, now)
+                except Exception as exc:  # unforeseen (a bug, a malformed file): as kopf does, retry the pool later
+                    self._failed(control, now, exc)
+            if self.migrations is not None and self.leader.is_leader():
+                self.migrations.reconcile(now, self.leader)
         self.events.flush()
         self._publish(now)
 
     def close(self) -> None:
         """Resign, write the last events and a stopped status, stop observing."""
-        was_leading = self.leading
+        if self.leading:  # recorded before the term ends, so it comes before the successor's "leads"
+            self._leadership_event(self.clock(), "resigned (stopping)", "stopped")
         self.leader.resign()
         self.leading = False
-        if was_leading:
-            self._leadership_event(self.clock(), "resigned (stopping)", "stopped")
         self.events.flush()
         self._publish(self.clock(), stopped=True)
         for control in self.pools.values():
             control.observer.close()
+        if self.migrations is not None:
+            self.migrations.close()
 
     # --- leadership -----------------------------------------------------------------------------------------------
 
@@ -173,11 +183,12 @@ class Controller:
         if not self.leader.is_leader():  # checked again right before acting: the deadline may just have passed
             return
         epoch, pool = self.leader.epoch, control.pool
+        action = replace(action, epoch=epoch)  # every action carries the term that decided it
         control.attempts += 1
         started = time.monotonic()
         result = "ok"
         try:
-            self.act(control.paths, pool, action.size, epoch)
+            self.act(control.paths, pool, action)
         except StaleEpochError as exc:
             result = f"refused: {exc}; retry in {self._retry(control, now):g} s"
             log.warning("%s", exc)
@@ -208,6 +219,17 @@ class Controller:
             control.attempts = 0
         control.last_reason = action.reason
         self.events.add(now, "scale", f"pool/{pool.name}", action.reason, result, details)
+
+    def _failed(self, control: PoolControl, now: float, exc: Exception) -> None:
+        """An unexpected error while reconciling one pool: logged with its traceback, an event, a backoff; the
+        other pools and the controller go on."""
+        log.exception("pool %s: reconcile failed", control.pool.name)
+        control.view = None
+        delay = self._retry(control, now)
+        reason = f"reconcile failed: {type(exc).__name__}: {exc}"
+        control.last_reason = reason
+        details = {"epoch": self.leader.epoch, "member": self.member_id, "policy": control.pool.autoscale.policy}
+        self.events.add(now, "error", f"pool/{control.pool.name}", reason, f"retry in {delay:g} s", details)
 
     def _retry(self, control: PoolControl, now: float) -> float:
         delay = control.backoff.next_delay()

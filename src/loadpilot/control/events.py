@@ -6,6 +6,8 @@ Event kinds the controller writes (subject, reason, result, details):
                details = the decision's inputs, from/to, the epoch, the policy, the attempt and its duration;
 - `hold`       pool/<name>: no change, written only when the reason changes in kind (numbers aside), so a pool
                that keeps its size for an hour leaves one line, not 1,800;
+- `error`      pool/<name>: reconciling the pool failed unexpectedly (a bug, a malformed file); result = when it
+               is tried again (the same backoff as a temporary error);
 - `leadership` controller/<member>: this controller became the leader (with its epoch) or stopped being it.
 
 The store may be busy or away for a moment: an event that cannot be written waits in memory (a bounded queue,

@@ -14,7 +14,7 @@ from typing import Any
 from tooz import coordination
 
 from loadpilot.coord import CONTROLLERS, CoordSettings, Leadership, leadership
-from loadpilot.coord.backend import connect, redact
+from loadpilot.coord.backend import connect, disconnect, redact
 from loadpilot.coord.membership import Membership
 from loadpilot.coord.records import Records, open_records
 from loadpilot.errors import LoadpilotError, TemporaryError
@@ -59,8 +59,8 @@ class Seat:
             if self._members is not None:
                 self._members.leave()
         if self._coordinator is not None:
-            with contextlib.suppress(Exception):  # tooz's drivers raise their own errors on a lost connection
-                self._coordinator.stop()
+            with contextlib.suppress(Exception):  # best effort: a backend that is away has nothing left to leave
+                disconnect(self._coordinator)
         if self._records is not None:
             with contextlib.suppress(Exception):
                 self._records.close()

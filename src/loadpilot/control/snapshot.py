@@ -15,6 +15,7 @@ Prometheus counters); this module only computes, so the window's definition can 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ def base_of(snapshots: Sequence[Snapshot], window_s: float) -> Snapshot | None:
         return None
     newest = snapshots[-1]
     base = snapshots[0]
-    for snap in snapshots[:-1]:
+    for snap in itertools.islice(snapshots, len(snapshots) - 1):  # any sequence: the observer keeps a deque
         if snap.at <= newest.at - window_s + 1e-9:
             base = snap
     return base

@@ -24,7 +24,7 @@ from loadpilot.control.status import ControllerStatus, read_statuses
 from loadpilot.model import Event
 from loadpilot.store import Store
 
-EVENT_KINDS = ("scale", "hold", "leadership")
+EVENT_KINDS = ("scale", "hold", "error", "leadership", "migrate", "migrated")
 SHOWN_EVENTS = 8
 RATE_WINDOW_S = 3.0
 

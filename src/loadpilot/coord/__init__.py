@@ -1,6 +1,6 @@
 """Coordination on top of tooz: membership, leadership with fencing epochs, and partitioned work.
 
-- backend.py     URL -> a started tooz coordinator (file://, redis://, etcd3+http://), errors translated
+- backend.py     URL -> a started tooz coordinator (file://, redis://, etcd3+http://, zookeeper://), errors translated
 - records.py     small key-value records in the same backend (member states, leases, epochs)
 - membership.py  join a group, heartbeat, live members, watchers run every tick
 - ring.py        weighted rendezvous hashing: who owns a resource

@@ -5,7 +5,7 @@ A leader may act only while it is sure its term holds: it renews every tick, and
 has expired. A leader paused (SIGSTOP) or cut off therefore stops before anyone else can start; the epoch each
 action carries lets an actuator refuse what a leader resumed from such a pause still tries to do.
 
-Two ways to hold a term, by backend:
+Three ways to hold a term, by backend:
 
 - Redis (LockLeadership): tooz's election on Redis is a lock with a TTL (`leader_of_<group>`) that tooz's heartbeat
   thread renews (tooz/drivers/redis.py, run_elect_coordinator). We hold the same kind of lock (redis-py's, the one
@@ -16,6 +16,15 @@ Two ways to hold a term, by backend:
 - file and etcd (LeaseLeadership): tooz has no election there (and a file lock held by a stopped process would be
   held for ever), so the term is a lease record {leader, epoch, since, expires_at} in the backend's records,
   read and rewritten under a tooz lock held only for that moment. A new term increments the epoch in the record.
+- ZooKeeper (LeaseLeadership, without a lock): the same lease record, as a znode written by compare-and-set on
+  its version (records.SwapRecords), so of two candidates that read the same expired term only one writes the
+  next epoch, and a leader that read its term before a pause cannot overwrite the term that replaced it.
+  tooz's election on ZooKeeper (a kazoo lock: an ephemeral sequential znode, held while the session lives) does
+  not give the same guarantees: kazoo's own thread keeps the session, so a leader whose loop hangs keeps the
+  term and nobody acts; the lock says nothing about when it was last confirmed (its is_acquired stays true after
+  the session is lost), so a leader resumed from a pause cannot know it must stop; it has no epoch of its own;
+  and kazoo's lock retries for ever while the server is away, which would hold the leader's tick. A lock is not
+  needed either: the swap is the mutual exclusion, and every call waits a tick at most.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from redis.lock import Lock as RedisLock
 from tooz import coordination, locking
 
 from loadpilot.coord.backend import CoordSettings, translated
-from loadpilot.coord.records import Records, RedisRecords
+from loadpilot.coord.records import Records, RedisRecords, SwapRecords
 from loadpilot.errors import TemporaryError
 
 log = logging.getLogger(__name__)
@@ -148,8 +157,20 @@ class _Deadline(Generic[LockT, RecordsT]):
         self._valid_until = 0.0
 
 
+class Unlocked(locking.Lock):
+    """The lock of a lease whose record is swapped (compare-and-set): taking it always succeeds at once."""
+
+    def acquire(self, blocking: bool = True, shared: bool = False, timeout: int | None = None) -> bool:
+        """Nothing to wait for: the swap of the record decides."""
+        return True
+
+    def release(self) -> bool:
+        """Nothing held."""
+        return True
+
+
 class LeaseLeadership(_Deadline[locking.Lock, Records]):
-    """A lease record in the backend, rewritten under a tooz lock (file and etcd)."""
+    """A lease record in the backend, rewritten under a tooz lock (file and etcd) or swapped (ZooKeeper)."""
 
     def tick(self) -> bool:
         """Renew our term, or start one when the recorded term has expired."""
@@ -169,22 +190,33 @@ class LeaseLeadership(_Deadline[locking.Lock, Records]):
         return self.is_leader()
 
     def _step(self, started_wall: float, started: float) -> None:
-        term = read_term(self.records, self.role)
+        raw = self.records.get(LEADERS_TABLE, self.role)
+        term = Term.decode(raw)
         expires = started_wall + self.lease
         if term is not None and term.leader == self.member_id and self.epoch == term.epoch and not term.resigned:
             # Ours, and nobody took over since (even if we missed a deadline meanwhile): renew the same term.
-            self.records.put(LEADERS_TABLE, self.role, Term(self.member_id, self.epoch, term.since, expires).encode())
+            if not self._write(raw, Term(self.member_id, self.epoch, term.since, expires)):
+                self._lost("the lease record changed while renewing it")
+                return
             if not self._leading:
                 self._won(self.epoch, started)
             self._renewed(started)
         elif term is None or term.expires_at < started_wall:
             epoch = (term.epoch if term else 0) + 1
-            self.records.put(
-                LEADERS_TABLE, self.role, Term(self.member_id, epoch, started_wall, expires).encode(), durable=True
-            )
-            self._won(epoch, started)
+            if self._write(raw, Term(self.member_id, epoch, started_wall, expires), durable=True):
+                self._won(epoch, started)
+            else:
+                self._lost("another member started a term first")
         else:
             self._lost(f"{term.leader} leads with epoch {term.epoch}")
+
+    def _write(self, old: bytes | None, term: Term, durable: bool = False) -> bool:
+        """Write the term over the record read as `old`: a compare-and-set where the records can (False when
+        another member wrote first), else a plain write (the lock is held)."""
+        if isinstance(self.records, SwapRecords):
+            return self.records.swap(LEADERS_TABLE, self.role, old, term.encode())
+        self.records.put(LEADERS_TABLE, self.role, term.encode(), durable=durable)
+        return True
 
     def resign(self) -> None:
         """Mark our term expired (keeping its epoch), so the next candidate takes over at its next tick."""
@@ -193,11 +225,10 @@ class LeaseLeadership(_Deadline[locking.Lock, Records]):
         try:
             if _acquire(self._lock, self.lease / 2):
                 try:
-                    term = read_term(self.records, self.role)
+                    raw = self.records.get(LEADERS_TABLE, self.role)
+                    term = Term.decode(raw)
                     if term is not None and term.leader == self.member_id and term.epoch == self.epoch:
-                        self.records.put(
-                            LEADERS_TABLE, self.role, Term(term.leader, term.epoch, term.since, RESIGNED).encode()
-                        )
+                        self._write(raw, Term(term.leader, term.epoch, term.since, RESIGNED))
                 finally:
                     with translated("releasing the lease lock"):
                         self._lock.release()
@@ -289,10 +320,15 @@ def leadership(
     member_id: str,
     role: str = CONTROLLERS,
 ) -> Leadership:
-    """The right way to lead on this backend: the election lock on Redis, a lease record elsewhere."""
+    """The right way to lead on this backend: the election lock on Redis, a lease record elsewhere (swapped
+    without a lock where the records can compare and set)."""
     if isinstance(records, RedisRecords):
         name = f"{settings.namespace}:leader_of:{role}"
         lock = records.client.lock(name, timeout=settings.lease_s, thread_local=False)
         return LockLeadership(lock, records, settings, member_id, role)
+    if isinstance(records, SwapRecords):
+        return LeaseLeadership(
+            Unlocked(f"{settings.namespace}.lease.{role}".encode()), records, settings, member_id, role
+        )
     lease_lock = coordinator.get_lock(f"{settings.namespace}.lease.{role}".encode())
     return LeaseLeadership(lease_lock, records, settings, member_id, role)

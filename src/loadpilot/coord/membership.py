@@ -3,8 +3,9 @@
 Join with a member id and capabilities; tooz's heart beats in a background thread; every tick runs the watchers
 (tooz only fires join and leave callbacks when they are run), lists the live members with their capabilities and,
 given records, notes the tick's time there (tooz keeps the heartbeat's time to itself; status shows ours).
-A member that finds itself dropped from the group (paused, or cut off, longer than the member timeout: Redis and
-etcd forget it for good) joins again.
+A member that finds itself dropped from the group (paused, or cut off, longer than the member timeout: Redis,
+etcd and ZooKeeper forget it for good) joins again. Every call waits at most the coordinator's call_timeout()
+(ZooKeeper: kazoo would wait for ever while the server is away).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from tooz import coordination
 
-from loadpilot.coord.backend import translated
+from loadpilot.coord.backend import call_timeout, translated
 from loadpilot.coord.records import Records
 
 log = logging.getLogger(__name__)
@@ -84,17 +85,18 @@ class Membership:
         self.events: deque[GroupEvent] = deque(maxlen=EVENTS_KEPT)
         self.live: dict[str, Member] = {}
         self.joined = False
+        self.timeout = call_timeout(coordinator)
 
     def join(self) -> None:
         """Create the group when needed, join it, and start watching joins and leaves."""
         with translated(f"joining {self.group.decode()}"):
             ensure_group(self.coordinator, self.group)
             try:
-                self.coordinator.join_group(self.group, self.capabilities).get()
+                self.coordinator.join_group(self.group, self.capabilities).get(timeout=self.timeout)
             except coordination.MemberAlreadyExist:
                 # Our previous incarnation (same id) has not timed out yet: take its place.
-                self.coordinator.leave_group(self.group).get()
-                self.coordinator.join_group(self.group, self.capabilities).get()
+                self.coordinator.leave_group(self.group).get(timeout=self.timeout)
+                self.coordinator.join_group(self.group, self.capabilities).get(timeout=self.timeout)
             if not self.joined:
                 self.coordinator.watch_join_group(self.group, self._on_join)
                 self.coordinator.watch_leave_group(self.group, self._on_leave)
@@ -114,7 +116,7 @@ class Membership:
     def tick(self) -> dict[str, Member]:
         """Run the watchers and return the live members (joining again when the group forgot us)."""
         with translated(f"reading {self.group.decode()}"):
-            self.coordinator.run_watchers()
+            self.coordinator.run_watchers(self.timeout)
             self.live = list_members(self.coordinator, self.group)
         if self.joined and self.member_id not in self.live:
             log.warning(
@@ -136,23 +138,42 @@ class Membership:
             self.coordinator.unwatch_join_group(self.group, self._on_join)
             self.coordinator.unwatch_leave_group(self.group, self._on_leave)
             with contextlib.suppress(coordination.MemberNotJoined, coordination.GroupNotCreated):
-                self.coordinator.leave_group(self.group).get()
+                self.coordinator.leave_group(self.group).get(timeout=self.timeout)
         self.joined = False
 
 
 def ensure_group(coordinator: coordination.CoordinationDriver, group: bytes) -> None:
     """Create a group unless it exists."""
     with contextlib.suppress(coordination.GroupAlreadyExist):
-        coordinator.create_group(group).get()
+        coordinator.create_group(group).get(timeout=call_timeout(coordinator))
 
 
 def list_members(coordinator: coordination.CoordinationDriver, group: bytes) -> dict[str, Member]:
     """The live members of a group with their capabilities (none when the group does not exist yet)."""
+    timeout = call_timeout(coordinator)
     try:
-        found = coordinator.get_members_with_capabilities(group).get()
+        if timeout is None:
+            found = coordinator.get_members_with_capabilities(group).get()
+        else:
+            found = _members_within(coordinator, group, timeout)
     except coordination.GroupNotCreated:
         return {}
     return {
         _text(member): Member(_text(member), dict(caps) if isinstance(caps, dict) else {})
         for member, caps in found.items()
     }
+
+
+def _members_within(coordinator: coordination.CoordinationDriver, group: bytes, timeout: float) -> dict[bytes, Any]:
+    """The members and their capabilities within `timeout` seconds, all asked at once (tooz's
+    get_members_with_capabilities reads them one by one, each without a time limit)."""
+    deadline = time.monotonic() + timeout
+    ids = coordinator.get_members(group).get(timeout=timeout)
+    pending = {member: coordinator.get_member_capabilities(group, member) for member in ids}
+    found: dict[bytes, Any] = {}
+    for member, result in pending.items():
+        try:
+            found[member] = result.get(timeout=max(0.01, deadline - time.monotonic()))
+        except coordination.MemberNotJoined:
+            continue  # left while listing
+    return found

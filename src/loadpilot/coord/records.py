@@ -7,26 +7,32 @@ member can read, so each backend keeps them where it already lives:
     file://DIR        DIR/records/<namespace>/<table>/<key>.json, replaced atomically (write, rename)
     redis://          one hash per table: <namespace>:<table>
     etcd3+http://     one key per record: /loadpilot/<namespace>/<table>/<key>
+    zookeeper://      one znode per record: /loadpilot/<namespace>/<table>/<key>
 
-Records are read-mostly and tiny. Whoever writes a record that others also write (a lease) holds a tooz lock.
+Records are read-mostly and tiny. Whoever writes a record that others also write (a lease) holds a tooz lock, or,
+where the backend can compare and set (SwapRecords: ZooKeeper, through znode versions), swaps it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tooz import coordination
 
-from loadpilot.coord.backend import CoordSettings
+from loadpilot.coord.backend import CoordSettings, zookeeper_error
 from loadpilot.errors import PermanentError, TemporaryError
+
+if TYPE_CHECKING:
+    from kazoo.client import KazooClient
 
 RETRIES = 1  # a Redis call is tried again once, at once (redis_client)
 
@@ -52,6 +58,16 @@ class Records(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class SwapRecords(Records, Protocol):
+    """Records that can also be replaced only if they still hold what the writer last read."""
+
+    def swap(self, table: str, key: str, expected: bytes | None, value: bytes) -> bool:
+        """Replace the record with `value` if it still is `expected` (None: create it if there is none), atomically;
+        False when another writer changed it first (nothing is written then)."""
         ...
 
 
@@ -230,6 +246,138 @@ def _etcd_errors(what: str) -> AbstractContextManager[None]:
     return _retryable(exceptions.Etcd3Exception, f"{what} in etcd")
 
 
+class ZooKeeperRecords:
+    """Records as znodes, through the kazoo client the tooz driver already holds.
+
+    Every call waits `timeout` seconds at most (kazoo's own calls wait for ever while the server is away), and
+    `swap` is a compare-and-set on the znode's version. Reads come from the server the member is connected to and
+    may lag the ensemble's leader for a moment (a handover then waits a moment longer for a confirmation); a swap
+    after such a read fails, since the leader checks the version, and never overwrites a newer record."""
+
+    def __init__(self, client: KazooClient, namespace: str, timeout: float) -> None:
+        self.client = client
+        self.prefix = f"/loadpilot/{namespace}"
+        self.timeout = timeout
+
+    def _table(self, table: str) -> str:
+        return f"{self.prefix}/{_safe(table)}"
+
+    def _path(self, table: str, key: str) -> str:
+        return f"{self._table(table)}/{_safe(key)}"
+
+    def _wait(self, result: Any, what: str) -> Any:
+        """The outcome of one asynchronous kazoo call, within the timeout; kazoo's errors are raised as they are
+        (the callers handle the few they expect) and the timeout as a TemporaryError."""
+        try:
+            return result.get(timeout=self.timeout)
+        except self.client.handler.timeout_exception as exc:
+            raise TemporaryError(f"{what}: ZooKeeper did not answer within {self.timeout:g} s") from exc
+
+    def get(self, table: str, key: str) -> bytes | None:
+        """The znode's data, or None."""
+        return self._read(table, key)[0]
+
+    def _read(self, table: str, key: str) -> tuple[bytes | None, int]:
+        """The znode's data and version (None and -1 when there is none)."""
+        from kazoo.exceptions import NoNodeError
+
+        what = f"reading coordination record {table}/{key}"
+        with _zookeeper_errors(what):
+            try:
+                data, stat = self._wait(self.client.get_async(self._path(table, key)), what)
+            except NoNodeError:
+                return None, -1
+        return bytes(data), int(stat.version)
+
+    def put(self, table: str, key: str, value: bytes, durable: bool = False) -> None:
+        """Set the znode, creating it (and its table) when missing (ZooKeeper logs every write to disk before it
+        answers: always durable)."""
+        from kazoo.exceptions import NodeExistsError, NoNodeError
+
+        path, what = self._path(table, key), f"writing coordination record {table}/{key}"
+        with _zookeeper_errors(what):
+            try:
+                self._wait(self.client.set_async(path, value), what)
+            except NoNodeError:
+                try:
+                    self._create(path, value, what)
+                except NodeExistsError:  # another writer created it meanwhile: ours is the newer value
+                    self._wait(self.client.set_async(path, value), what)
+
+    def _create(self, path: str, value: bytes, what: str) -> None:
+        """Create a znode and, when missing, its parents (NodeExistsError when it exists)."""
+        from kazoo.exceptions import NodeExistsError, NoNodeError
+
+        try:
+            self._wait(self.client.create_async(path, value), what)
+        except NoNodeError:
+            parent = path.rsplit("/", 1)[0]
+            with contextlib.suppress(NodeExistsError):
+                self._wait(self.client.create_async(parent, b"", makepath=True), what)
+            self._wait(self.client.create_async(path, value), what)
+
+    def swap(self, table: str, key: str, expected: bytes | None, value: bytes) -> bool:
+        """Compare and set: read the znode and its version, and set it only at that version (create it only where
+        there is none); a concurrent writer makes ZooKeeper refuse ours."""
+        from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+        current, version = self._read(table, key)
+        if current != expected:
+            return False
+        path, what = self._path(table, key), f"swapping coordination record {table}/{key}"
+        with _zookeeper_errors(what):
+            try:
+                if version < 0:
+                    self._create(path, value, what)
+                else:
+                    self._wait(self.client.set_async(path, value, version=version), what)
+            except (BadVersionError, NoNodeError, NodeExistsError):
+                return False
+        return True
+
+    def delete(self, table: str, key: str) -> None:
+        """Delete the znode."""
+        from kazoo.exceptions import NoNodeError
+
+        what = f"deleting coordination record {table}/{key}"
+        with _zookeeper_errors(what), contextlib.suppress(NoNodeError):
+            self._wait(self.client.delete_async(self._path(table, key)), what)
+
+    def all(self, table: str) -> dict[str, bytes]:
+        """Every znode of the table: its children, then all their data at once (two round trips)."""
+        from kazoo.exceptions import NoNodeError
+
+        folder, what = self._table(table), f"listing coordination records {table}"
+        with _zookeeper_errors(what):
+            try:
+                names = self._wait(self.client.get_children_async(folder), what)
+            except NoNodeError:
+                return {}
+            pending = [(name, self.client.get_async(f"{folder}/{name}")) for name in names]
+            out = {}
+            for name, result in pending:
+                try:
+                    data, _ = self._wait(result, what)
+                except NoNodeError:
+                    continue  # deleted while listing
+                out[urllib.parse.unquote(name)] = bytes(data)
+        return out
+
+    def close(self) -> None:
+        """The client belongs to the tooz driver."""
+
+
+@contextmanager
+def _zookeeper_errors(what: str) -> Iterator[None]:
+    """kazoo's errors as loadpilot's (imported only when ZooKeeper is used: kazoo is an optional dependency)."""
+    from kazoo.exceptions import KazooException
+
+    try:
+        yield
+    except KazooException as exc:
+        raise zookeeper_error(what, exc) from exc
+
+
 def redis_client(url: str, timeout: float) -> redis.Redis:
     """A Redis client for a tooz redis:// URL (host, port, password, db; sentinels are not supported here).
 
@@ -259,12 +407,20 @@ def file_root(url: str) -> Path:
 
 
 def open_records(settings: CoordSettings, coordinator: coordination.CoordinationDriver | None = None) -> Records:
-    """The records of `settings.namespace` in the backend the URL names (etcd reuses the coordinator's client)."""
+    """The records of `settings.namespace` in the backend the URL names (etcd and ZooKeeper reuse the
+    coordinator's client)."""
     kind = settings.kind
     if kind == "file":
         return FileRecords(file_root(settings.url) / "records" / settings.namespace)
     if kind == "redis":
         return RedisRecords(redis_client(settings.url, settings.io_timeout), settings.namespace)
     if coordinator is None:
-        raise PermanentError("etcd records need the started coordinator (its client)")
+        raise PermanentError(f"{kind} records need the started coordinator (its client)")
+    if kind == "zookeeper":
+        from kazoo.client import KazooClient
+
+        client = getattr(coordinator, "_coord", None)  # tooz's zookeeper driver keeps its kazoo client there
+        if not isinstance(client, KazooClient):
+            raise PermanentError("zookeeper records: tooz's zookeeper driver holds no kazoo client (tooz changed?)")
+        return ZooKeeperRecords(client, settings.namespace, settings.io_timeout)
     return EtcdRecords(getattr(coordinator, "client", None), settings.namespace)

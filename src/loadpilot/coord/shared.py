@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from tooz import coordination
 
-from loadpilot.coord.backend import CoordSettings, connect, translated
+from loadpilot.coord.backend import CoordSettings, connect, disconnect
 from loadpilot.coord.membership import Member, Membership
 from loadpilot.coord.partition import Handover, MemberState, Plan, decode_record, encode_state
 from loadpilot.coord.records import Records, open_records
@@ -98,7 +98,7 @@ class SharedWork:
             membership.join()
         except LoadpilotError:
             with contextlib.suppress(Exception):
-                coordinator.stop()
+                disconnect(coordinator)
             raise
         self.coordinator, self.records, self.membership = coordinator, records, membership
         log.info(
@@ -199,8 +199,7 @@ class SharedWork:
             if self.records is not None:
                 self.records.close()
             try:
-                with translated("disconnecting"):
-                    self.coordinator.stop()
+                disconnect(self.coordinator)
             except TemporaryError as exc:
                 log.warning("disconnecting from the coordination backend: %s", exc)
             self.coordinator = None

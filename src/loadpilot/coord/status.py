@@ -5,6 +5,7 @@ Read-only: the observer connects without joining any group and without a heart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -12,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadpilot.coord.backend import CoordSettings, connect, redact, translated
+from loadpilot.coord.backend import CoordSettings, connect, disconnect, redact, translated
 from loadpilot.coord.leader import CONTROLLERS, Term, read_term
 from loadpilot.coord.membership import BEATS_TABLE, list_members
 from loadpilot.coord.partition import decode_record
@@ -107,11 +108,8 @@ def read_status(settings: CoordSettings) -> ClusterStatus:
         term = read_term(records, CONTROLLERS)
     finally:
         records.close()
-        try:
-            with translated("disconnecting"):
-                coordinator.stop()
-        except TemporaryError:
-            pass
+        with contextlib.suppress(TemporaryError):
+            disconnect(coordinator)
     members: list[MemberStatus] = []
     for role in ROLES:
         group = settings.group(role).decode()

@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from loadpilot.decide.vms.cluster import VmCluster
+from loadpilot.decide.vms.place import Migration
 from loadpilot.decide.vms.power import power_of
+from loadpilot.decide.vms.strategies import PlanState, StrategySettings, plan_cluster
 
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
@@ -140,4 +144,56 @@ class Accumulator:
             under_allocation=under,
             mean_active_hosts=float(np.mean(self.active_samples)) if self.active_samples else 0.0,
             **fields,
+        )
+
+
+class Recorder:
+    """What a run did, decision by decision: the strategy's calls (through `plan_cluster`, as the controller's),
+    their duration, the moves, and the series the report charts."""
+
+    def __init__(self, settings: StrategySettings, extra_series: tuple[str, ...] = ()) -> None:
+        self.settings = settings
+        self.state = PlanState()
+        self.started = time.perf_counter()
+        self.decision_times: list[float] = []
+        self.heat: list[Floats] = []
+        self.moves: list[tuple[float, int, int, int]] = []
+        self.migrations = 0
+        keys = ("time", "active_hosts", "migrations", "violation_hosts", *extra_series)
+        self.series: dict[str, list[float]] = {k: [] for k in keys}
+
+    def decide(self, cluster: VmCluster, now: float) -> list[Migration]:
+        """One decision, timed; the strategy's state carried to the next."""
+        tick = time.perf_counter()
+        chosen, self.state = plan_cluster(cluster, self.settings, self.state, now)
+        self.decision_times.append(time.perf_counter() - tick)
+        self.moves.extend((now, m.vm, m.source, m.target) for m in chosen)
+        self.migrations += len(chosen)
+        return chosen
+
+    def step(self, t: float, state: HostState, migrations: int, capacity: Floats) -> None:
+        """The series' values after the decision at t."""
+        self.series["time"].append(t)
+        self.series["active_hosts"].append(float((state.utilisation > 0).sum()))
+        self.series["migrations"].append(float(migrations))
+        violating = (state.allocated < state.requested) & (state.utilisation > 0)
+        self.series["violation_hosts"].append(float(violating.sum()))
+        self.heat.append(state.requested / capacity)
+
+    def result(self, acc: Accumulator, strategy: str, model: str, hosts: int, vms: int) -> RunResult:
+        """The run's figures."""
+        times = self.decision_times
+        return acc.result(
+            strategy=strategy,
+            model=model,
+            hosts=hosts,
+            vms=vms,
+            migrations=self.migrations,
+            run_time_s=time.perf_counter() - self.started,
+            decision_time_max_s=max(times, default=0.0),
+            decision_time_mean_s=float(np.mean(times)) if times else 0.0,
+            steps=len(times),
+            series=self.series,
+            heat=self.heat,
+            moves=self.moves,
         )

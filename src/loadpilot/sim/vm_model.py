@@ -3,17 +3,18 @@
 Unlike CloudSim's: memory is a hard limit at every step (a migrating VM holds memory on both hosts), VMs that
 are idle stay where they are and keep their host on, a VM's demand is its trace value held for the interval,
 and SLA violation is measured as the CPU the VMs asked for and did not get. A host is on while it holds a VM.
+A decision at the start of an interval sees what was measured up to then (the last interval's demand and the
+history), never the demand of the interval it decides for: CloudSim's strategies see the coming demand.
 A migrating VM gets 90 % of its demand on the source for RAM / bandwidth seconds (CloudSim's performance model,
 so PDM means the same in both models); when the VMs of a host ask for more than it has, each gets its share in
-proportion. The CloudSim figures are kept beside the honest ones: SLATAH is the share of active host-time with
-demand above capacity.
+proportion. The CloudSim figures are kept beside the honest ones, measured honestly: SLATAH is the share of
+active host-time in which some VM got less CPU than it asked for (its host short of CPU, a VM asking for more
+than one core, or a VM migrating out), with no charge for receiving a VM.
 """
 
 from __future__ import annotations
 
 import math
-import random
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,26 +22,31 @@ from numpy.typing import NDArray
 
 from loadpilot.decide.vms.cluster import Plan, VmCluster, sum_by
 from loadpilot.decide.vms.detect import StaticThreshold
-from loadpilot.decide.vms.place import Migration, PowerAwareBestFit
+from loadpilot.decide.vms.place import PowerAwareBestFit
 from loadpilot.decide.vms.power import HP_G4, HP_G5, table_matrix
-from loadpilot.decide.vms.strategies import VmStrategy
+from loadpilot.decide.vms.strategies import StrategySettings, VmStrategy, strategy_for
+from loadpilot.errors import PermanentError
 from loadpilot.sim.planetlab import Traces
 from loadpilot.sim.vm_cloudsim import HISTORY, HOST_RAM_MB, MIGRATION_MB_S, PE_MIPS, VM_MIPS, VM_RAM_MB
-from loadpilot.sim.vm_metrics import Accumulator, HostState, RunResult
+from loadpilot.sim.vm_metrics import Accumulator, HostState, Recorder, RunResult
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.intp]
 Bools = NDArray[np.bool_]
 
 
+class PlacementError(PermanentError):
+    """The VMs cannot all be placed on the hosts (memory is a hard limit in this model)."""
+
+
 @dataclass(frozen=True)
 class HonestSetup:
-    """Hosts (half G4, half G5 as in the reference), the decision interval, the reporting threshold, a seed."""
+    """Hosts (half G4, half G5 as in the reference), the decision interval, the reporting threshold,
+    memory per host, optional anti-affinity groups (one per VM, -1 for none), and how VMs are first placed."""
 
     hosts: int = 800
     interval_s: float = 300.0
     threshold: float = 0.8
-    seed: int = 0
     host_ram_mb: float = HOST_RAM_MB
     anti_affinity: Ints | None = None
     initial: str = "auto"  # auto: PABFD (consolidating) or spread (balancing); snake: fast and even, huge runs
@@ -69,8 +75,6 @@ class HonestWorld:
         self.history = np.zeros((n, HISTORY))
         self.history_len = 0
         self.dst: Ints = np.full(n, -1, dtype=np.intp)  # where a migrating VM goes (-1: not migrating)
-        self.moved_at = np.full(n, -np.inf)
-        self.now = 0.0
 
     def state(self, r: Floats) -> HostState:
         """Each VM's share of its host: its demand (90 % while migrating), scaled down on a host asked for more."""
@@ -140,7 +144,6 @@ class HonestWorld:
             powered=self.powered(),
             charge_switch_on=True,
             vm_group=self.setup.anti_affinity,
-            vm_moved_ago_s=self.now - self.moved_at,
         )
 
     def place_initially(self, r: Floats, strategy: VmStrategy) -> None:
@@ -165,7 +168,7 @@ class HonestWorld:
             if target is None:
                 target = PowerAwareBestFit(StaticThreshold(np.inf)).find_host(plan, v, none, power_now)
             if target is None:
-                raise RuntimeError(f"VM {v} fits on no host: too little memory for the VMs")
+                raise PlacementError(f"VM {v} fits on no host: too little memory for the VMs")
             plan.add(v, target)
             self.host[v] = target
 
@@ -176,7 +179,7 @@ class HonestWorld:
         position = np.arange(len(order)) % (2 * hosts)
         self.host[order] = np.where(position < hosts, position, 2 * hosts - 1 - position)
         if (self.ram_used() > self.host_ram).any():
-            raise RuntimeError("the VMs do not fit in the hosts' memory when dealt out evenly")
+            raise PlacementError("the VMs do not fit in the hosts' memory when dealt out evenly")
 
     def _spread(self, r: Floats) -> None:
         load = np.zeros(self.setup.hosts)
@@ -184,60 +187,35 @@ class HonestWorld:
         for v in sorted(range(len(r)), key=lambda v: -r[v]):
             fits = ram + self.ram[v] <= self.host_ram
             if not fits.any():
-                raise RuntimeError(f"VM {v} fits on no host: too little memory for the VMs")
+                raise PlacementError(f"VM {v} fits on no host: too little memory for the VMs")
             target = int(np.argmin(np.where(fits, load / self.capacity, np.inf)))
             self.host[v] = target
             load[target] += r[v]
             ram[target] += self.ram[v]
 
 
-def run_honest(traces: Traces, strategy: VmStrategy, setup: HonestSetup | None = None) -> RunResult:
+def run_honest(traces: Traces, settings: StrategySettings, setup: HonestSetup | None = None) -> RunResult:
     """Run one strategy through the honest model over the whole trace; returns the figures."""
     setup = setup or HonestSetup()
-    started = time.perf_counter()
+    strategy = strategy_for(settings)
+    run = Recorder(settings, ("ram_fill_max", "vms_placed"))
     world = HonestWorld(traces, setup)
-    rng = random.Random(setup.seed)
     step = setup.interval_s
     world.place_initially(world.trace[:, 0] * world.mips, strategy)
     acc = Accumulator(world.capacity, world.power_kind, world.watts, setup.threshold)
-    migrations = 0
-    decision_times: list[float] = []
-    heat: list[Floats] = []
-    moves: list[tuple[float, int, int, int]] = []
-    series: dict[str, list[float]] = {
-        "time": [],
-        "active_hosts": [],
-        "migrations": [],
-        "violation_hosts": [],
-        "ram_fill_max": [],
-        "vms_placed": [],
-    }
     for k in range(traces.points):
         t = k * step
-        r = world.trace[:, k] * world.mips
-        world.history = np.roll(world.history, 1, axis=1)
-        world.history[:, 0] = world.trace[:, k]
-        world.history_len = min(world.history_len + 1, HISTORY)
-        chosen: list[Migration] = []
-        world.now = t
-        if k > 0:
-            tick = time.perf_counter()
-            chosen = strategy.decide(world.snapshot(r), rng)
-            decision_times.append(time.perf_counter() - tick)
+        r = world.trace[:, k] * world.mips  # the demand of the coming interval: not known to the strategy
+        chosen = run.decide(world.snapshot(world.trace[:, k - 1] * world.mips), t) if k > 0 else []
         for m in chosen:
-            moves.append((t, m.vm, int(world.host[m.vm]), m.target))
-            if world.dst[m.vm] < 0:
-                migrations += 1
             world.dst[m.vm] = m.target
-            world.moved_at[m.vm] = t
-        series["ram_fill_max"].append(float((world.ram_used() / world.host_ram).max()))
-        series["vms_placed"].append(float((world.host >= 0).sum()))
+        run.series["ram_fill_max"].append(float((world.ram_used() / world.host_ram).max()))
+        run.series["vms_placed"].append(float((world.host >= 0).sum()))
         ends = sorted({float(world.migration_s[m.vm]) for m in chosen})
         segment_start = 0.0
         state = _honest_state(world, r)
         acc.moment(state)
-        _record(series, t, state, len(chosen))
-        heat.append(state.requested / world.capacity)
+        run.step(t, state, len(chosen), world.capacity)
         for end in [*ends, step]:
             dt = min(end, step) - segment_start
             acc.interval(state, state.utilisation, dt)
@@ -250,34 +228,20 @@ def run_honest(traces: Traces, strategy: VmStrategy, setup: HonestSetup | None =
             state = _honest_state(world, r)
             if end < step:
                 acc.moment(state)
-    return acc.result(
-        strategy=strategy.name,
-        model="honest",
-        hosts=setup.hosts,
-        vms=traces.vms,
-        migrations=migrations,
-        run_time_s=time.perf_counter() - started,
-        decision_time_max_s=max(decision_times, default=0.0),
-        decision_time_mean_s=float(np.mean(decision_times)) if decision_times else 0.0,
-        steps=len(decision_times),
-        series=series,
-        heat=heat,
-        moves=moves,
-    )
+        world.history = np.roll(world.history, 1, axis=1)  # the interval is over: now it is measured
+        world.history[:, 0] = world.trace[:, k]
+        world.history_len = min(world.history_len + 1, HISTORY)
+    return run.result(acc, strategy.name, "honest", setup.hosts, traces.vms)
 
 
 def _honest_state(world: HonestWorld, r: Floats) -> HostState:
-    """The state with SLATAH's 'allocated' meaning what the host could give of what its VMs asked for."""
+    """The state for the metrics: a host is active while it is on, and it is in violation (SLATAH) while any of
+    its VMs gets less CPU than it asks for: the host is asked for more than it has, a VM for more than one core,
+    or a VM is migrating out (10 % less). A VM migrating in costs its destination nothing here."""
     state = world.state(r)
     on = world.powered()
     # A powered host with idle VMs draws idle power: mark it active with a tiny utilisation for the metrics.
     state.utilisation = np.where(on & (state.utilisation == 0), 1e-12, np.where(on, state.utilisation, 0.0))
-    state.allocated = np.minimum(state.requested, world.capacity)
+    given_all = state.allocated >= state.requested * (1 - 1e-9)
+    state.allocated = np.where(given_all, state.requested, state.allocated)
     return state
-
-
-def _record(series: dict[str, list[float]], t: float, state: HostState, migrations: int) -> None:
-    series["time"].append(t)
-    series["active_hosts"].append(float((state.utilisation > 0).sum()))
-    series["migrations"].append(float(migrations))
-    series["violation_hosts"].append(float(((state.allocated < state.requested) & (state.utilisation > 0)).sum()))

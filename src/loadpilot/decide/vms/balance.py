@@ -1,19 +1,15 @@
-"""Balancing without consolidation: OpenStack Watcher's workload_balance and workload_stabilization, a DRS-like
-strategy, and ours.
+"""Balancing without consolidation: OpenStack Watcher's workload_balance and ours, and the helpers the
+deviation-based balancers (`deviation.py`) share.
 
 - workload_balance (Watcher): hosts at or above `threshold` are sources; from the most utilised, the VM whose
   load is closest to (without exceeding) the host's excess over the cluster mean goes to the least utilised host
   that stays under the threshold with it. One migration per audit.
-- workload_stabilization (Watcher): while the weighted standard deviation of normalised host load (CPU, memory)
-  is above its threshold, simulate every (VM, destination) move, and take the moves that lower it most, in
-  order, as long as each lowers it further; stop once a metric's deviation is under its threshold.
-- DRS-like: take the single move that lowers the standard deviation of host CPU load most, if its benefit
-  (the imbalance it removes over the next interval) outweighs its cost (the CPU the VM loses while it moves);
-  repeat until the deviation is under the target or `max_moves` moves are chosen.
-- ours: act only on hosts over the threshold now or forecast to cross it (a least-squares forecast one interval
-  ahead); relieve each with the VM whose recent peak is largest among those that alone bring it under the
-  threshold; send it to the host whose VMs' recent peaks add up to least and that has room for this VM's peak
-  too, so that the move lasts; never move a VM again within `settle_s` (no ping-pong).
+- ours: act on a host only when its overload is forecast to last (a least-squares forecast one interval ahead
+  over the threshold) or it is already halfway from the threshold to saturation (a migration only pays for
+  an overload still there once it is done); relieve it with the VM whose recent peak is largest among those
+  that alone bring it under the threshold; send it to the host whose VMs' recent peaks add up to least and
+  that has room for this VM's peak too, so that the move lasts; never move a VM again within `settle_s` (no
+  ping-pong).
 """
 
 from __future__ import annotations
@@ -30,6 +26,7 @@ from loadpilot.decide.vms.place import Migration
 
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
+Ints = NDArray[np.intp]
 
 
 def _allowed_targets(plan: Plan, v: int) -> Bools:
@@ -48,7 +45,54 @@ def _allowed_targets(plan: Plan, v: int) -> Bools:
     return ok
 
 
-def _serving(c: VmCluster) -> Bools:
+def allowed_matrix(plan: Plan, vms: Ints, hosts: Ints) -> Bools:
+    """Which of `hosts` may take each of `vms` (rows): memory (when a hard limit), one core's CPU, maintenance,
+    anti-affinity. A VM's own host is not excluded here."""
+    c = plan.cluster
+    ok = np.ones((len(vms), len(hosts)), dtype=bool)
+    if c.maintenance is not None:
+        ok &= ~c.maintenance[hosts][None, :]
+    if c.ram_limit:
+        ok &= plan.ram_used[hosts][None, :] + c.vm_ram[vms][:, None] <= c.ram[hosts][None, :]
+    ok &= c.pe_capacity[hosts][None, :] >= c.vm_request[vms][:, None]
+    if c.vm_group is not None:
+        groups = c.vm_group[vms]
+        rows = np.flatnonzero(groups >= 0)
+        if rows.size:
+            index = {g: k for k, g in enumerate(np.unique(groups[rows]).tolist())}
+            member = np.zeros((len(index), len(hosts)), dtype=bool)
+            for j, h in enumerate(hosts.tolist()):
+                for g in plan.groups[h]:
+                    if g in index:
+                        member[index[g], j] = True
+            ok[rows] &= ~member[[index[int(g)] for g in groups[rows].tolist()]]
+    return ok
+
+
+def plan_hosts(plan: Plan) -> Ints:
+    """Each VM's host in the plan (-1: not placed)."""
+    where = np.full(len(plan.cluster.vm_host), -1, dtype=np.intp)
+    for h, vms in enumerate(plan.host_vms):
+        where[vms] = h
+    return where
+
+
+def deviation_after(x: Floats, source: Ints, out: Floats, into: Floats) -> Floats:
+    """The standard deviation of `x` (n hosts) after each move of a (VM, destination) grid: row i takes
+    `out[i]` off host `source[i]`, column j adds `into[i, j]` to host j. A move onto its own host is inf."""
+    n = len(x)
+    total, squares = float(x.sum()), float((x * x).sum())
+    xs = x[source]
+    t1 = total - out
+    s1 = squares - xs * xs + (xs - out) ** 2
+    t2 = t1[:, None] + into
+    s2 = s1[:, None] + 2 * x[None, :] * into + into * into
+    sd = np.sqrt(np.maximum(s2 / n - (t2 / n) ** 2, 0.0))
+    sd[np.arange(len(source)), source] = np.inf
+    return np.asarray(sd)
+
+
+def serving(c: VmCluster) -> Bools:
     """The hosts a balancer spreads load over: all but those in maintenance (balancing switches nothing off)."""
     on = np.ones(c.hosts, dtype=bool)
     if c.maintenance is not None:
@@ -56,12 +100,12 @@ def _serving(c: VmCluster) -> Bools:
     return on
 
 
-def _move(plan: Plan, v: int, source: int, target: int) -> None:
+def move(plan: Plan, v: int, source: int, target: int) -> None:
     plan.remove(v, source)
     plan.add(v, target)
 
 
-def _evacuate(plan: Plan, threshold: float, rng: random.Random) -> list[Migration]:
+def evacuate(plan: Plan, threshold: float, rng: random.Random) -> list[Migration]:
     """Hosts in maintenance are emptied first (Watcher's host_maintenance): each VM to the least loaded host."""
     c = plan.cluster
     out: list[Migration] = []
@@ -74,7 +118,7 @@ def _evacuate(plan: Plan, threshold: float, rng: random.Random) -> list[Migratio
                 continue
             load = np.where(ok, plan.requested / c.capacity, np.inf)
             target = int(np.argmin(load))
-            _move(plan, v, h, target)
+            move(plan, v, h, target)
             out.append(Migration(v, h, target, f"{c.host_name(h)} in maintenance: evacuate to the least loaded host"))
     return out
 
@@ -90,9 +134,9 @@ class WorkloadBalance:
     def decide(self, cluster: VmCluster, rng: random.Random) -> list[Migration]:
         """At most one migration (plus maintenance evacuations)."""
         plan = Plan.of(cluster)
-        out = _evacuate(plan, self.threshold, rng)
+        out = evacuate(plan, self.threshold, rng)
         c = cluster
-        on = _serving(c)
+        on = serving(c)
         util = plan.requested / c.capacity
         sources = np.flatnonzero(on & (util >= self.threshold))
         targets = on & (util < self.threshold)
@@ -127,174 +171,15 @@ class WorkloadBalance:
 
 
 @dataclass
-class WorkloadStabilization:
-    """Watcher's workload_stabilization: weighted standard deviation of normalised CPU and memory load."""
-
-    cpu_threshold: float = 0.1
-    ram_threshold: float = 0.1
-    cpu_weight: float = 1.0
-    ram_weight: float = 1.0
-    name: str = "workload-stabilization"
-    balances: bool = True
-
-    def _sds(self, cpu: Floats, ram: Floats, on: Bools) -> tuple[float, float]:
-        return float(np.std(cpu[on])), float(np.std(ram[on]))
-
-    def decide(self, cluster: VmCluster, rng: random.Random) -> list[Migration]:
-        """Moves in order of the weighted deviation they leave, while each improves on the last."""
-        plan = Plan.of(cluster)
-        out = _evacuate(plan, 1.0, rng)
-        c = cluster
-        on = _serving(c)
-        cpu = plan.requested / c.capacity
-        ram = plan.ram_used / c.ram
-        sd_cpu, sd_ram = self._sds(cpu, ram, on)
-        if sd_cpu <= self.cpu_threshold and sd_ram <= self.ram_threshold:
-            return out
-        n = int(on.sum())
-        hosts = np.flatnonzero(on)
-        candidates: list[tuple[float, int, int, int]] = []
-        for h in hosts.tolist():
-            for v in plan.host_vms[h]:
-                ok = _allowed_targets(plan, v)[hosts]
-                if not ok.any():
-                    continue
-                # the deviation after moving v from h to each destination d, computed for all d at once
-                after = np.where(ok, self._after_move(cpu, ram, hosts, h, v, plan, n), np.inf)
-                best = int(np.argmin(after))
-                if np.isfinite(after[best]):
-                    candidates.append((float(after[best]), v, h, int(hosts[best])))
-        candidates.sort(key=lambda x: x[0])
-        best_sd = self.cpu_weight * sd_cpu + self.ram_weight * sd_ram
-        moved: set[int] = set()
-        for _, v, h, d in candidates:
-            if v in moved or c.vm_host[v] != h:
-                continue
-            cpu_after, ram_after = cpu.copy(), ram.copy()
-            cpu_after[h] -= c.vm_request[v] / c.capacity[h]
-            cpu_after[d] += c.vm_request[v] / c.capacity[d]
-            ram_after[h] -= c.vm_ram[v] / c.ram[h]
-            ram_after[d] += c.vm_ram[v] / c.ram[d]
-            if c.ram_limit and plan.ram_used[d] + c.vm_ram[v] > c.ram[d]:
-                continue
-            a, b = self._sds(cpu_after, ram_after, on)
-            weighted = self.cpu_weight * a + self.ram_weight * b
-            if weighted < best_sd:
-                best_sd = weighted
-                cpu, ram = cpu_after, ram_after
-                _move(plan, v, h, d)
-                moved.add(v)
-                out.append(
-                    Migration(
-                        v,
-                        h,
-                        d,
-                        f"weighted deviation of host load {sd_cpu:.3f}/{sd_ram:.3f} above {self.cpu_threshold}: "
-                        f"this move lowers it to {weighted:.3f}",
-                    )
-                )
-                if a < self.cpu_threshold or b < self.ram_threshold:
-                    break
-        return out
-
-    def _after_move(
-        self, cpu: Floats, ram: Floats, hosts: NDArray[np.intp], h: int, v: int, plan: Plan, n: int
-    ) -> Floats:
-        """Weighted deviation after moving v from h to each host in `hosts` (vectorised over destinations)."""
-        c = plan.cluster
-        out = np.zeros(len(hosts))
-        for values, delta_src, delta_dst, weight in (
-            (cpu, c.vm_request[v] / c.capacity[h], c.vm_request[v] / c.capacity[hosts], self.cpu_weight),
-            (ram, c.vm_ram[v] / c.ram[h], c.vm_ram[v] / c.ram[hosts], self.ram_weight),
-        ):
-            x = values[hosts].copy()
-            src = int(np.searchsorted(hosts, h))
-            x[src] -= delta_src
-            total = x.sum()
-            sq = (x * x).sum()
-            # adding delta_dst to element j: new sum and sum of squares
-            new_total = total + delta_dst
-            new_sq = sq - x * x + (x + delta_dst) ** 2
-            var = np.maximum(new_sq / n - (new_total / n) ** 2, 0.0)
-            sd = np.sqrt(var)
-            sd[src] = np.inf
-            out += weight * sd
-        return out
-
-
-@dataclass
-class DrsLike:
-    """Cut the standard deviation of host CPU load below `target`, one best move at a time, each move only if
-    the imbalance it removes over the next interval outweighs the CPU the VM loses while migrating."""
-
-    target: float = 0.1
-    max_moves: int = 8
-    cost_weight: float = 1.0
-    name: str = "drs"
-    balances: bool = True
-
-    def decide(self, cluster: VmCluster, rng: random.Random) -> list[Migration]:
-        """Greedy best moves while the deviation is above the target."""
-        plan = Plan.of(cluster)
-        out = _evacuate(plan, 1.0, rng)
-        c = cluster
-        hosts = np.flatnonzero(_serving(c))
-        n = len(hosts)
-        if n < 2:
-            return out
-        for _ in range(self.max_moves):
-            load = plan.requested[hosts] / c.capacity[hosts]
-            sd = float(np.std(load))
-            if sd <= self.target:
-                break
-            best: tuple[float, int, int, int, float] | None = None
-            for i in np.argsort(-load, kind="stable")[: max(1, n // 4)].tolist():
-                h = int(hosts[i])
-                for v in plan.host_vms[h]:
-                    ok = _allowed_targets(plan, v)[hosts]
-                    ok &= plan.requested[hosts] + c.vm_request[v] <= c.capacity[hosts]
-                    if not ok.any():
-                        continue
-                    x = load.copy()
-                    x[i] -= c.vm_request[v] / c.capacity[h]
-                    delta = c.vm_request[v] / c.capacity[hosts]
-                    total, sq = x.sum(), (x * x).sum()
-                    new_sq = sq - x * x + (x + delta) ** 2
-                    sds = np.sqrt(np.maximum(new_sq / n - ((total + delta) / n) ** 2, 0.0))
-                    sds = np.where(ok, sds, np.inf)
-                    j = int(np.argmin(sds))
-                    gain = sd - float(sds[j])
-                    # benefit: imbalance removed (CPU-seconds) over an interval; cost: CPU lost while migrating
-                    benefit = gain * float(c.capacity[hosts].mean()) * n * c.interval_s
-                    cost = self.cost_weight * 0.1 * float(c.vm_request[v]) * float(c.vm_migration_s[v])
-                    if gain > 0 and benefit > cost and (best is None or gain > best[0]):
-                        best = (gain, v, h, int(hosts[j]), float(sds[j]))
-            if best is None:
-                break
-            _, v, h, d, after = best
-            _move(plan, v, h, d)
-            out.append(
-                Migration(
-                    v,
-                    h,
-                    d,
-                    f"deviation of host load {sd:.3f} above target {self.target}: this move lowers it to {after:.3f} "
-                    "and pays for its migration",
-                )
-            )
-        return out
-
-
-@dataclass
 class ForecastBalance:
-    """Ours for balancing: relieve hosts over (or forecast over) the threshold with moves sized for the VMs'
-    recent peaks, so they last; never move a VM twice within `settle_s`."""
+    """Ours for balancing: relieve hosts forecast over the threshold (or far over it now) with moves sized for
+    the VMs' recent peaks, so they last; never move a VM twice within `settle_s`."""
 
     threshold: float = 0.8
     headroom: float = 0.0
     settle_s: float = 7200.0
     max_moves: int | None = None
-    forecast_mode: str = "max"
+    forecast_mode: str = "severe"
     select: str = "peak"
     peak: bool = True
     target: str = "peak"
@@ -319,18 +204,25 @@ class ForecastBalance:
         return first + [i for i in by_relief if not enough[i]]
 
     def forecast(self, plan: Plan) -> Floats:
-        """Each host's load: the larger of now and the least-squares forecast one interval ahead."""
+        """Each host's load as the trigger sees it. "severe" (the default): the least-squares forecast one interval
+        ahead (an overload that persists), or the load now when it is already halfway from the threshold to
+        saturation (CPU about to run short: act at once). "max": the larger of now and the forecast; "now"; "lr"."""
         c = plan.cluster
         now = plan.requested / c.capacity
-        if self.forecast_mode == "now" or (c.vm_history_len is not None and int(c.vm_history_len.max(initial=0)) < 10):
+        short = c.vm_history_len is not None and int(c.vm_history_len.max(initial=0)) < 10
+        if self.forecast_mode == "now" or short:
             return now
         ahead = lr_prediction(plan.history, np.ones(c.hosts))
+        if self.forecast_mode == "lr":
+            return ahead
+        if self.forecast_mode == "severe":
+            return np.where(now > (1 + self.threshold) / 2, np.maximum(now, ahead), ahead)
         return np.maximum(now, ahead)
 
     def decide(self, cluster: VmCluster, rng: random.Random) -> list[Migration]:
         """Moves that bring every host forecast over the threshold back under it."""
         plan = Plan.of(cluster)
-        out = _evacuate(plan, self.threshold, rng)
+        out = evacuate(plan, self.threshold, rng)
         c = cluster
         settling = (
             np.asarray(c.vm_moved_ago_s < self.settle_s)
@@ -346,7 +238,7 @@ class ForecastBalance:
         )
         hot = np.flatnonzero(load > self.threshold)
         limit = self.max_moves if self.max_moves is not None else len(c.vm_host)
-        on = _serving(c)
+        on = serving(c)
         for h in hot[np.argsort(-load[hot], kind="stable")].tolist():
             while load[h] > self.threshold and len(out) < limit:
                 vms = [v for v in plan.host_vms[h] if not settling[v]]
@@ -365,7 +257,7 @@ class ForecastBalance:
                         continue
                     rank = load if self.target == "load" else peaks
                     d = int(np.argmin(np.where(ok, rank, np.inf)))
-                    _move(plan, v, h, d)
+                    move(plan, v, h, d)
                     vm_peak = float(c.vm_history[v].max()) * c.vm_size[v]
                     peaks[h] -= vm_peak / c.capacity[h]
                     peaks[d] += vm_peak / c.capacity[d]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from loadpilot.decide.vms.detect import HostSeries, trimmed_length
+from loadpilot.decide.vms.detect import HISTORY_WIDTH, HostSeries, trimmed_length
 from loadpilot.decide.vms.power import power_of
 
 Floats = NDArray[np.float64]
@@ -30,6 +30,31 @@ def sum_by(index: Ints, weights: Floats, n: int) -> Floats:
 _NO_LENGTH = np.zeros(0, dtype=np.intp)
 
 
+def _row_classes(keys: Floats) -> Ints:
+    """Each row's class: the rank of its distinct value among the rows' distinct values, in lexicographic order
+    (np.unique(keys, axis=0, return_inverse=True)'s labels, without its per-call cost)."""
+    n = keys.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.intp)
+    order = np.lexsort(keys.T[::-1])
+    ordered = keys[order]
+    starts = np.concatenate([[False], (ordered[1:] != ordered[:-1]).any(axis=1)])
+    out = np.empty(n, dtype=np.intp)
+    out[order] = np.cumsum(starts)
+    return out
+
+
+def _max_of_others(values: Floats) -> Floats:
+    """For each position, the largest of the other values (0 for a single value)."""
+    n = len(values)
+    if n < 2:
+        return np.zeros(n)
+    order = np.argsort(values, kind="stable")
+    out = np.full(n, values[order[-1]], dtype=np.float64)
+    out[order[-1]] = values[order[-2]]
+    return out
+
+
 @dataclass
 class VmCluster:
     """A snapshot of H hosts and V VMs at one decision time. A VM whose host is -1 is not placed (or is gone).
@@ -41,7 +66,9 @@ class VmCluster:
     `powered` says which hosts are on (by default: those with a utilisation above 0, as in CloudSim, where idle
     VMs vanish). `vm_moved_ago_s` is how long ago each VM last migrated (inf: never). CloudSim prices a host
     that is off at its idle power, so switching one on looks cheap; with `charge_switch_on` an off host draws
-    nothing now, and a VM placed on it pays for switching it on.
+    nothing now, and a VM placed on it pays for switching it on. `vm_migrating` marks VMs whose migration is
+    still in progress (never moved again until it ends), and `host_in_flight` counts the migrations in progress
+    leaving or entering each host, so the limits on concurrent migrations include them.
     """
 
     capacity: Floats
@@ -69,6 +96,8 @@ class VmCluster:
     vm_moved_ago_s: Floats | None = None
     vm_ids: list[str] | None = None
     host_ids: list[str] | None = None
+    vm_migrating: Bools | None = None
+    host_in_flight: Ints | None = None
 
     def is_on(self) -> Bools:
         """Which hosts are switched on."""
@@ -83,6 +112,16 @@ class VmCluster:
         """A VM's name for reasons and actions."""
         return self.vm_ids[v] if self.vm_ids is not None else f"vm-{v}"
 
+    def vm_index(self) -> dict[str, int]:
+        """Each VM's index by name."""
+        if self.vm_ids is not None:
+            return {name: v for v, name in enumerate(self.vm_ids)}
+        return {f"vm-{v}": v for v in range(len(self.vm_host))}
+
+    def in_flight_total(self) -> int:
+        """Migrations in progress (each is counted on two hosts)."""
+        return 0 if self.host_in_flight is None else int(self.host_in_flight.sum()) // 2
+
     def host_name(self, h: int) -> str:
         """A host's name for reasons and actions."""
         return self.host_ids[h] if self.host_ids is not None else f"host-{h}"
@@ -93,7 +132,8 @@ class Plan:
     """A decision's working copy of the cluster: where each VM would be, and each host's totals.
 
     `alloc` is the CPU allocated on each host (CloudSim's getUtilizationOfCpuMips), `avail` what is left,
-    `requested` the sum of requests, `history` the host's utilisation history (sum of its VMs'), `ram_used` the
+    `requested` the sum of requests, `history` the host's utilisation history (sum of its VMs'), `length` its
+    length once trailing zeros are cut (the longest of its VMs', as histories are never negative), `ram_used` the
     memory its VMs take. Adding and removing VMs keeps them all current.
     """
 
@@ -106,15 +146,20 @@ class Plan:
     ram_used: Floats
     count: Ints
     max_migration_s: Floats
+    length: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    vm_length: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     groups: list[set[int]] = field(default_factory=list)
+    peak: Floats | None = None
+    vm_peak: Floats | None = None
     pool: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     _host_class: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     _spares_left: dict[int, int] = field(default_factory=dict)
     _spare: int = 0
 
     @classmethod
-    def of(cls, c: VmCluster) -> Plan:
-        """Start a plan from the snapshot: every VM where it is."""
+    def of(cls, c: VmCluster, width: int | None = None) -> Plan:
+        """Start a plan from the snapshot: every VM where it is; hosts' histories kept `width` values deep (all
+        by default: a decision whose detector looks at fewer saves the work)."""
         placed = np.flatnonzero(c.vm_host >= 0)
         order = placed[np.lexsort((c.vm_order[placed], c.vm_host[placed]))]
         host_vms: list[list[int]] = [[] for _ in range(c.hosts)]
@@ -124,11 +169,11 @@ class Plan:
         requested = sum_by(hosts, c.vm_request[placed], c.hosts)
         ram_used = sum_by(hosts, c.vm_ram[placed], c.hosts)
         count = np.bincount(hosts, minlength=c.hosts).astype(np.intp)
-        scaled = c.vm_history[placed] * (c.vm_size[placed] / c.capacity[hosts])[:, None]
-        width = c.vm_history.shape[1]
-        history = np.zeros((c.hosts, width))
-        for col in range(width):
-            history[:, col] = sum_by(hosts, scaled[:, col], c.hosts)
+        width = c.vm_history.shape[1] if width is None else min(width, c.vm_history.shape[1])
+        scaled = c.vm_history[placed, :width] * (c.vm_size[placed] / c.capacity[hosts])[:, None]
+        # One bincount for every (host, column): each bin adds its VMs in the same order as a bincount per column.
+        cells = (hosts[:, None] * width + np.arange(width)[None, :]).reshape(-1)
+        history = sum_by(cells, scaled.reshape(-1), c.hosts * width).reshape(c.hosts, width)
         max_migration_s = np.zeros(c.hosts)
         by_time = np.argsort(c.vm_migration_s[placed], kind="stable")
         max_migration_s[hosts[by_time]] = c.vm_migration_s[placed][by_time]  # the last write per host is its max
@@ -137,6 +182,9 @@ class Plan:
             for v in placed.tolist():
                 if c.vm_group[v] >= 0:
                     groups[int(c.vm_host[v])].add(int(c.vm_group[v]))
+        vm_length = trimmed_length(c.vm_history)
+        length = np.ones(c.hosts, dtype=np.intp)
+        np.maximum.at(length, hosts, vm_length[placed])
         plan = cls(
             c,
             host_vms,
@@ -147,12 +195,23 @@ class Plan:
             ram_used,
             count,
             max_migration_s,
+            length,
+            vm_length,
             groups,
         )
         keys = np.stack([c.power_kind.astype(np.float64), c.capacity, c.pe_capacity, c.ram], axis=1)
-        plan._host_class = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1).astype(np.intp)
+        plan._host_class = _row_classes(keys)
         plan.build_pool(8)
         return plan
+
+    def track_peaks(self, window: int) -> None:
+        """Keep each host's sum of its VMs' recent peaks (CPU, the largest of the `window` newest history values
+        and the request now) current from here on."""
+        c = self.cluster
+        recent = c.vm_history[:, :window].max(axis=1) * c.vm_size if window else np.zeros(len(c.vm_host))
+        self.vm_peak = np.maximum(recent, c.vm_request)
+        placed = c.vm_host >= 0
+        self.peak = sum_by(c.vm_host[placed], self.vm_peak[placed], c.hosts)
 
     def _idle(self) -> Bools:
         c = self.cluster
@@ -190,10 +249,13 @@ class Plan:
         self.alloc[h] += r
         self.avail[h] -= r
         self.requested[h] += r
-        self.history[h] += c.vm_history[v] * (c.vm_size[v] / c.capacity[h])
+        self.history[h] += c.vm_history[v, : self.history.shape[1]] * (c.vm_size[v] / c.capacity[h])
         self.ram_used[h] += c.vm_ram[v]
         self.count[h] += 1
+        if self.peak is not None and self.vm_peak is not None:
+            self.peak[h] += self.vm_peak[v]
         self.max_migration_s[h] = max(self.max_migration_s[h], c.vm_migration_s[v])
+        self.length[h] = max(self.length[h], self.vm_length[v])
         if c.vm_group is not None and c.vm_group[v] >= 0:
             self.groups[h].add(int(c.vm_group[v]))
 
@@ -206,11 +268,14 @@ class Plan:
         c = self.cluster
         self.host_vms[h].remove(v)
         self.requested[h] -= c.vm_request[v]
-        self.history[h] -= c.vm_history[v] * (c.vm_size[v] / c.capacity[h])
+        self.history[h] -= c.vm_history[v, : self.history.shape[1]] * (c.vm_size[v] / c.capacity[h])
         self.ram_used[h] -= c.vm_ram[v]
         self.count[h] -= 1
+        if self.peak is not None and self.vm_peak is not None:
+            self.peak[h] -= self.vm_peak[v]
         rest = self.host_vms[h]
         self.max_migration_s[h] = float(c.vm_migration_s[rest].max()) if rest else 0.0
+        self.length[h] = int(self.vm_length[rest].max()) if rest else 1
         capped = np.minimum(c.vm_request[rest], c.pe_capacity[h]) if rest else np.zeros(0)
         total = float(capped.sum())
         if total > c.capacity[h]:
@@ -222,30 +287,50 @@ class Plan:
         if c.vm_group is not None and c.vm_group[v] >= 0:
             self.groups[h] = {int(c.vm_group[u]) for u in rest if c.vm_group[u] >= 0}
 
-    def series(self, hosts: Ints, with_history: bool = True) -> HostSeries:
-        """The detectors' view of some hosts as they stand in the plan."""
+    def series(self, hosts: Ints, width: int = HISTORY_WIDTH) -> HostSeries:
+        """The detectors' view of some hosts as they stand in the plan (the `width` newest history values)."""
         c = self.cluster
-        history = self.history[hosts] if with_history else _EMPTY
         return HostSeries(
             utilisation=self.requested[hosts] / c.capacity[hosts],
-            history=history,
-            length=trimmed_length(history) if with_history else _NO_LENGTH,
+            history=self.history[hosts, :width] if width else _EMPTY,
+            length=self.length[hosts] if width else _NO_LENGTH,
             migration_intervals=np.ceil(self.max_migration_s[hosts] / c.interval_s),
         )
 
-    def series_with(self, hosts: Ints, v: int, with_history: bool = True) -> HostSeries:
+    def series_with(self, hosts: Ints, v: int, width: int = HISTORY_WIDTH) -> HostSeries:
         """The detectors' view of some hosts as they would be with VM v added to each."""
         c = self.cluster
-        if with_history:
-            history = self.history[hosts] + c.vm_history[v][None, :] * (c.vm_size[v] / c.capacity[hosts])[:, None]
+        if width:
+            scale = c.vm_size[v] / c.capacity[hosts]
+            history = self.history[hosts, :width] + c.vm_history[v, :width][None, :] * scale[:, None]
+            length = np.maximum(self.length[hosts], self.vm_length[v])
         else:
-            history = _EMPTY
+            history, length = _EMPTY, _NO_LENGTH
         longest = np.maximum(self.max_migration_s[hosts], c.vm_migration_s[v])
         return HostSeries(
             utilisation=(self.requested[hosts] + c.vm_request[v]) / c.capacity[hosts],
             history=history,
-            length=trimmed_length(history) if with_history else _NO_LENGTH,
+            length=length,
             migration_intervals=np.ceil(longest / c.interval_s),
+        )
+
+    def series_without(self, h: int, vms: Ints, width: int = HISTORY_WIDTH) -> HostSeries:
+        """The detectors' view of host h as it would be without each of `vms` (its own VMs), one row per VM."""
+        c = self.cluster
+        n = len(vms)
+        if width:
+            scale = c.vm_size[vms] / c.capacity[h]
+            history = self.history[h, :width][None, :] - c.vm_history[vms, :width] * scale[:, None]
+            history = np.maximum(history, 0.0)  # rounding: a host's history is never negative
+            length = np.maximum(_max_of_others(self.vm_length[vms].astype(np.float64)), 1).astype(np.intp)
+        else:
+            history, length = _EMPTY, _NO_LENGTH
+        longest = _max_of_others(c.vm_migration_s[vms].astype(np.float64))
+        return HostSeries(
+            utilisation=(self.requested[h] - c.vm_request[vms]) / c.capacity[h],
+            history=history,
+            length=length,
+            migration_intervals=np.ceil(longest / c.interval_s) * np.ones(n),
         )
 
     def power_now(self) -> Floats:

@@ -15,18 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from loadpilot.decide.vms.cluster import Plan, VmCluster
+from loadpilot.decide.vms.cluster import Plan, VmCluster, sum_by
 from loadpilot.decide.vms.detect import Detector
 from loadpilot.decide.vms.place import Migration, PowerAwareBestFit
 from loadpilot.decide.vms.select import Selector
 
 Bools = NDArray[np.bool_]
+Floats = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class Limits:
-    """At most `total` migrations in one decision, `per_host` on any host (leaving or arriving), and `attempts`
-    hosts tried for emptying (bounds a decision's work on very large clusters)."""
+    """At most `total` migrations at once, `per_host` on any host (leaving or arriving), those in progress
+    included, and `attempts` hosts tried for emptying per decision (bounds a decision's work on very large
+    clusters)."""
 
     total: int | None = None
     per_host: int | None = None
@@ -37,9 +39,14 @@ class Limits:
 class Consolidation:
     """An overload detector, a VM selector and PABFD placement, with the under-load phase (CloudSim's policy).
 
-    Three knobs CloudSim does not have (off by default): `settle_s`, a VM that migrated less than that long ago
-    is not moved again and its host is not emptied (no ping-pong); `underload_below`, only hosts less utilised
-    than that are emptied; `headroom`, no target may be asked for more than that share of its CPU.
+    Knobs CloudSim does not have (off by default): `settle_s`, a VM that migrated less than that long ago is
+    not moved again and its host is not emptied (no ping-pong); `underload_below`, only hosts less utilised than
+    that are emptied; `headroom`, no target may be asked for more than that share of its CPU; `peak_window`, a
+    target must have room for the recent peaks (the largest of that many newest values) of all its VMs at once,
+    the new one included, and a core as large as the new one's peak; `cheapest_first`, the under-loaded host
+    that costs least to empty (the CPU its VMs lose while migrating, then their migration time) is tried first,
+    not the least utilised; `whole_core`, a VM goes only where one core can give it its full size, and a VM that
+    asked for more than its host's core twice in a row (under-served whatever the host's load) leaves it.
     """
 
     detector: Detector
@@ -50,15 +57,20 @@ class Consolidation:
     settle_s: float = 0.0
     underload_below: float = 1.0
     headroom: float = np.inf
+    peak_window: int | None = None
+    cheapest_first: bool = False
+    whole_core: bool = False
 
     def decide(self, cluster: VmCluster, rng: random.Random) -> list[Migration]:
         """The migrations of one decision, each with its reason."""
-        plan = Plan.of(cluster)
-        placement = PowerAwareBestFit(self.detector, self.headroom)
+        plan = Plan.of(cluster, self.detector.history_width)
+        if self.peak_window is not None:
+            plan.track_peaks(self.peak_window)
+        placement = PowerAwareBestFit(self.detector, self.headroom, self.whole_core)
         power_now = plan.power_now()
-        moves = _Moves(cluster.hosts, self.limits)
+        moves = _Moves(cluster, self.limits)
 
-        over, values = self.detector.evaluate(plan.series(np.arange(cluster.hosts), self.detector.uses_history))
+        over, values = self.detector.evaluate(plan.series(np.arange(cluster.hosts), self.detector.history_width))
         leaving = over.copy()
         if cluster.maintenance is not None:
             leaving |= cluster.maintenance
@@ -78,27 +90,63 @@ class Consolidation:
                 moves.reserve_leaving(h)
                 if not over[h]:
                     continue
-                still, _ = self.detector.evaluate(plan.series(np.array([h]), self.detector.uses_history))
+                still, _ = self.detector.evaluate(plan.series(np.array([h]), self.detector.history_width))
                 if not still[0]:
                     break
 
+        core_bound = self._core_bound(plan, leaving, moves) if self.whole_core else []
+        stays = {v: source for v, source, _ in core_bound}  # optional moves: back in place unless they find a host
+        picked += core_bound
+        # A host a VM leaves holds its memory until the copy ends: it receives nothing in this decision.
+        senders = leaving.copy()
+        senders[[source for _, source, _ in core_bound]] = True
         requests = cluster.vm_request
         picked.sort(key=lambda item: -requests[item[0]])  # stable: decreasing CPU, ties in selection order
         migrations: list[Migration] = []
         for v, source, why in picked:
             if not moves.may_start():
                 break
-            target = placement.find_host(plan, v, leaving | moves.full_targets(), power_now)
+            target = placement.find_host(plan, v, senders | moves.full_targets(), power_now)
             if target is None:
                 continue
+            stays.pop(v, None)
             plan.add(v, target)
             moves.reserve_arriving(target)
             migrations.append(
                 Migration(v, source, target, f"{why}; to {cluster.host_name(target)} (least power added)")
             )
+        for v, source in stays.items():  # a VM short of a core with nowhere better to go stays, with its memory
+            plan.add(v, source)
+            moves.release_leaving(source)
         if self.underload:
-            migrations += self._underload(plan, placement, power_now, over, moves)
+            migrations += self._underload(plan, placement, power_now, over | (senders & ~leaving), moves)
         return migrations
+
+    def _core_bound(self, plan: Plan, leaving: Bools, moves: _Moves) -> list[tuple[int, int, str]]:
+        """VMs that asked for more than one core of their host in the last two measurements (so they got less,
+        however idle the host, and not for a single spike) and would fit on a larger core somewhere: each leaves
+        its host, unless it is settling or migrating; it is placed like the others (PABFD, a whole core for its
+        size)."""
+        c = plan.cluster
+        on = c.vm_host >= 0
+        host = np.where(on, c.vm_host, 0)
+        core = c.pe_capacity[host]
+        bound = on & (c.vm_request > core) & (c.vm_request <= c.pe_capacity.max()) & ~leaving[host]
+        if c.vm_history.shape[1] > 1:  # a need that lasts: the measurement before asked for more than the core too
+            bound &= c.vm_history[:, 1] * c.vm_size > core
+        bound &= ~self._settling(c)
+        if c.vm_migrating is not None:
+            bound &= ~c.vm_migrating
+        out: list[tuple[int, int, str]] = []
+        for v in np.flatnonzero(bound).tolist():
+            h = int(c.vm_host[v])
+            if not moves.may_leave(h):
+                continue
+            why = f"{c.vm_name(v)} asked for {c.vm_request[v]:.0f}, more than one core of {c.host_name(h)}"
+            out.append((v, h, f"{why} ({c.pe_capacity[h]:.0f}): move it to a larger core"))
+            plan.remove(v, h)
+            moves.reserve_leaving(h)
+        return out
 
     def _settling(self, c: VmCluster) -> NDArray[np.bool_]:
         """VMs that migrated too recently to move again."""
@@ -107,22 +155,29 @@ class Consolidation:
         return np.asarray(c.vm_moved_ago_s < self.settle_s)
 
     def _pick(self, plan: Plan, h: int, rng: random.Random) -> int | None:
-        """The selector's choice among the VMs of h that may move (all of them when none may: overload wins)."""
-        settling = self._settling(plan.cluster)
+        """The selector's choice among the VMs of h that may move: never one still migrating; one that moved
+        recently only when all the others did too (an overload outweighs the settling time)."""
+        c = plan.cluster
         vms = plan.host_vms[h]
-        if not settling[vms].any() or settling[vms].all():
+        movable = vms if c.vm_migrating is None else [v for v in vms if not c.vm_migrating[v]]
+        settling = self._settling(c)
+        preferred = [v for v in movable if not settling[v]] or movable
+        if len(preferred) == len(vms):
             return self.selector.pick(plan, h, rng)
-        held = [v for v in vms if settling[v]]
-        plan.host_vms[h] = [v for v in vms if not settling[v]]
+        if not preferred:
+            return None
+        plan.host_vms[h] = preferred
         try:
             return self.selector.pick(plan, h, rng)
         finally:
-            plan.host_vms[h] = [v for v in vms if v in plan.host_vms[h] or v in held]
+            plan.host_vms[h] = vms
 
     def _underload(
         self, plan: Plan, placement: PowerAwareBestFit, power_now: NDArray[np.float64], over: Bools, moves: _Moves
     ) -> list[Migration]:
-        """Empty the least utilised hosts one by one while all their VMs fit elsewhere."""
+        """Empty under-loaded hosts one by one (the least utilised first, or the cheapest to empty) when all their
+        VMs fit elsewhere; the hosts marked in `over` (overloaded, or a VM leaving them) are neither emptied nor
+        filled."""
         c = plan.cluster
         off = ~c.is_on()
         not_source = over | off
@@ -135,7 +190,10 @@ class Consolidation:
         key = np.where(c.utilisation < min(1.0, self.underload_below), c.utilisation, np.inf)
         if c.powered is not None:  # a powered host with idle VMs only is the least utilised of all
             key = np.where(c.powered & (c.utilisation == 0), -1.0, key)
-        order = np.lexsort((np.arange(c.hosts), key))
+        if self.cheapest_first:
+            order = np.lexsort((np.arange(c.hosts), key, *_emptying_cost(c, np.isfinite(key))[::-1]))
+        else:
+            order = np.lexsort((np.arange(c.hosts), key))
         migrations: list[Migration] = []
         attempts = 0
         for h in order.tolist():
@@ -150,6 +208,8 @@ class Consolidation:
             not_target[h] = True
             vms = list(plan.host_vms[h])
             if self.settle_s > 0 and self._settling(c)[vms].any():
+                continue
+            if c.vm_migrating is not None and c.vm_migrating[vms].any():
                 continue
             if not vms or not moves.may_leave(h, len(vms)) or not moves.may_start(len(vms)):
                 continue
@@ -179,12 +239,14 @@ class Consolidation:
 
 
 class _Moves:
-    """Counts the migrations a decision has started, to keep within the limits."""
+    """Counts the migrations in progress and those a decision starts, to keep within the limits."""
 
-    def __init__(self, hosts: int, limits: Limits) -> None:
+    def __init__(self, cluster: VmCluster, limits: Limits) -> None:
         self.limits = limits
-        self.total = 0
-        self.per_host = np.zeros(hosts, dtype=np.intp)
+        self.total = cluster.in_flight_total()
+        hosts = cluster.hosts
+        in_flight = cluster.host_in_flight
+        self.per_host = np.zeros(hosts, dtype=np.intp) if in_flight is None else in_flight.astype(np.intp)
         self._no_targets = np.zeros(hosts, dtype=bool)
 
     def may_start(self, n: int = 1) -> bool:
@@ -198,6 +260,10 @@ class _Moves:
     def reserve_leaving(self, h: int, n: int = 1) -> None:
         """Count n VMs leaving host h."""
         self.per_host[h] += n
+
+    def release_leaving(self, h: int) -> None:
+        """Undo reserve_leaving for one VM (a move that was given up)."""
+        self.per_host[h] -= 1
 
     def reserve_arriving(self, h: int) -> None:
         """Count a VM arriving on host h and one more migration."""
@@ -214,6 +280,19 @@ class _Moves:
         if self.limits.per_host is None:
             return self._no_targets
         return self.per_host >= self.limits.per_host
+
+
+def _emptying_cost(c: VmCluster, eligible: Bools) -> tuple[Floats, Floats]:
+    """What emptying each host costs, most important first: the CPU its VMs would lose while migrating (each
+    migrating VM gets 90 % of its demand for its migration time, so the loss is proportional to the sum of
+    request x migration time: PDM, and the time a busy VM's host spends short), then the total migration time
+    (the copies themselves, which cost an idle VM nothing else). inf for the hosts not eligible."""
+    on_host = c.vm_host >= 0
+    hosts = c.vm_host[on_host]
+    seconds = c.vm_migration_s[on_host]
+    loss = sum_by(hosts, c.vm_request[on_host] * seconds, c.hosts)
+    copy = sum_by(hosts, seconds, c.hosts)
+    return np.where(eligible, loss, np.inf), np.where(eligible, copy, np.inf)
 
 
 def _may_fit(plan: Plan, vms: list[int], excluded: Bools) -> bool:

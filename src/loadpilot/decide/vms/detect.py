@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +20,8 @@ from numpy.typing import NDArray
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
 Ints = NDArray[np.intp]
+
+HISTORY_WIDTH = 30  # values of history kept per VM (CloudSim's PowerVm.HISTORY_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,8 @@ class Detector(Protocol):
         ...
 
     @property
-    def uses_history(self) -> bool:
-        """Whether verdicts depend on the history (if not, callers may skip building it)."""
+    def history_width(self) -> int:
+        """How many of the newest history values verdicts depend on (0: none; callers build no more)."""
         ...
 
     def evaluate(self, series: HostSeries) -> tuple[Bools, Floats]:
@@ -74,7 +77,7 @@ class StaticThreshold:
 
     threshold: float
     name: str = "thr"
-    uses_history: bool = False
+    history_width: int = 0
 
     def evaluate(self, series: HostSeries) -> tuple[Bools, Floats]:
         """A host is overloaded when utilisation > threshold."""
@@ -149,7 +152,8 @@ def mad(history: Floats, length: Ints) -> Floats:
 # Least squares through x = 1..10: prediction at x0 = a + b*x0 is linear in y; these are its pieces.
 _LR_LENGTH = 10
 _X = np.arange(1, _LR_LENGTH + 1, dtype=np.float64)
-_XC = _X - _X.mean()
+_X_MEAN = float(_X.mean())
+_XC = _X - _X_MEAN
 _SXX = float((_XC * _XC).sum())
 
 
@@ -163,7 +167,7 @@ def lr_prediction(history: Floats, migration_intervals: Floats) -> Floats:
     newest = history[:, :_LR_LENGTH]
     mean = newest @ _LR_MEAN
     slope = newest @ _LR_SLOPE
-    return np.asarray(mean + slope * (_LR_LENGTH + migration_intervals - _X.mean()))
+    return np.asarray(mean + slope * (_LR_LENGTH + migration_intervals - _X_MEAN))
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ class AdaptiveThreshold:
     safety: float
     fallback: float = 0.7
     min_history: int = 12
-    uses_history: bool = True
+    history_width: int = HISTORY_WIDTH
 
     @property
     def name(self) -> str:
@@ -205,7 +209,7 @@ class LocalRegression:
     safety: float
     fallback: float = 0.7
     robust: bool = False
-    uses_history: bool = True
+    history_width: int = 10
 
     @property
     def name(self) -> str:
@@ -215,6 +219,9 @@ class LocalRegression:
     def evaluate(self, series: HostSeries) -> tuple[Bools, Floats]:
         """Prediction per host; fallback threshold where fewer than 10 values are known."""
         enough = series.length >= _LR_LENGTH
+        if enough.all():
+            predicted = self.safety * lr_prediction(series.history, series.migration_intervals)
+            return predicted >= 1, predicted
         over = series.utilisation > self.fallback
         values = np.full(series.utilisation.shape, np.nan)
         if enough.any():
@@ -243,16 +250,19 @@ class KOfN:
     n: int = 5
     alpha: float = 0.5
     name: str = "kofn"
-    uses_history: bool = True
+    history_width: int = HISTORY_WIDTH
 
     def evaluate(self, series: HostSeries) -> tuple[Bools, Floats]:
-        """k of n recent values over the threshold, and the forecast over it too."""
+        """k of n recent values over the threshold, and the forecast over it too; the forecast is returned where
+        the k of n hold (nan elsewhere)."""
         width = min(self.n, series.history.shape[1])
         recent = series.history[:, :width]
         valid = np.arange(width)[None, :] < series.length[:, None]
-        count = ((recent > self.threshold) & valid).sum(axis=1)
-        forecast = ewma_forecast(series.history, series.length, self.alpha)
-        return (count >= self.k) & (forecast > self.threshold), forecast
+        persistent = ((recent > self.threshold) & valid).sum(axis=1) >= self.k
+        forecast = np.full(len(persistent), np.nan)  # only where it decides: the others are not overloaded anyway
+        if persistent.any():
+            forecast[persistent] = ewma_forecast(series.history[persistent], series.length[persistent], self.alpha)
+        return persistent & (forecast > self.threshold), forecast
 
     def describe(self, value: float, utilisation: float) -> str:
         """Why: persistent and forecast overload."""
@@ -260,7 +270,26 @@ class KOfN:
 
 
 def ewma_forecast(history: Floats, length: Ints, alpha: float, horizon: float = 1.0) -> Floats:
-    """One-step-ahead forecast per row: Holt's linear smoothing over the history (oldest to newest)."""
+    """One-step-ahead forecast per row: Holt's linear smoothing over the history (oldest to newest). The
+    smoothing is linear in the values, so each row is a dot product with the weights of its length."""
+    common = _uniform(length)
+    if common is not None:  # the usual case: one dot product for all rows
+        return np.asarray(history @ _holt_weights(common, history.shape[1], alpha, horizon), dtype=np.float64)
+    out = np.zeros(history.shape[0])
+    for n in np.unique(length).tolist():
+        rows = length == n
+        out[rows] = history[rows] @ _holt_weights(int(n), history.shape[1], alpha, horizon)
+    return out
+
+
+@lru_cache(maxsize=256)
+def _holt_weights(length: int, width: int, alpha: float, horizon: float) -> Floats:
+    """What each history value weighs in Holt's forecast of a row `length` values long."""
+    return _holt(np.eye(width), np.full(width, length), alpha, horizon)
+
+
+def _holt(history: Floats, length: Ints, alpha: float, horizon: float) -> Floats:
+    """Holt's linear smoothing, row by row: level starts at the oldest value, trend at 0."""
     k, width = history.shape
     level = np.zeros(k)
     trend = np.zeros(k)

@@ -2,9 +2,9 @@
 
 For each VM (the largest first), among the hosts that may take it — not excluded, not in maintenance, enough CPU
 on one core and in total, enough memory when memory is a hard limit, no VM of the same anti-affinity group, and
-not overloaded once it is there (an empty host is not tested, as in CloudSim) — the host whose power grows
-least. A host's power now is priced at its measured utilisation, so switching a host on costs its idle power
-only once it draws more.
+not overloaded once it is there (an empty host is not tested, as in CloudSim), and, when the plan tracks peaks,
+room for the recent peaks of all its VMs — the host whose power grows least. A host's power now is priced at
+its measured utilisation, so switching a host on costs its idle power only once it draws more.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from loadpilot.decide.vms.power import power_of
 Bools = NDArray[np.bool_]
 Ints = NDArray[np.intp]
 
+ALL_AT_ONCE = 128  # up to this many candidate hosts, the overload test runs on all of them at once
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -34,10 +36,13 @@ class Migration:
 
 @dataclass
 class PowerAwareBestFit:
-    """PABFD's host choice; `detector` says whether a host would be overloaded with the VM added."""
+    """PABFD's host choice; `detector` says whether a host would be overloaded with the VM added. With
+    `whole_core`, a VM goes only where one core can give it its full size (a vCPU never slower than asked), when
+    any host of the cluster has such cores."""
 
     detector: Detector
     headroom: float = np.inf
+    whole_core: bool = False
 
     def _suitable(self, plan: Plan, v: int, excluded: Bools) -> Ints:
         """Hosts with room for VM v (CPU, memory, anti-affinity), before the overload test."""
@@ -47,7 +52,12 @@ class PowerAwareBestFit:
         ok = (plan.avail[pool] >= r) & ~excluded[pool]
         if self.headroom < np.inf:
             ok &= plan.requested[pool] + r <= self.headroom * c.capacity[pool]
+        if plan.peak is not None and plan.vm_peak is not None:  # room for every VM's recent peak at once
+            ok &= plan.peak[pool] + plan.vm_peak[v] <= c.capacity[pool]
+            ok &= c.pe_capacity[pool] >= plan.vm_peak[v]
         ok &= c.pe_capacity[pool] >= r
+        if self.whole_core and c.vm_size[v] <= c.pe_capacity.max():
+            ok &= c.pe_capacity[pool] >= c.vm_size[v]
         if c.maintenance is not None:
             ok &= ~c.maintenance[pool]
         if c.ram_limit:
@@ -63,7 +73,7 @@ class PowerAwareBestFit:
         over = np.zeros(hosts.size, dtype=bool)
         busy = plan.alloc[hosts] != 0
         if busy.any():
-            verdicts, _ = self.detector.evaluate(plan.series_with(hosts[busy], v, self.detector.uses_history))
+            verdicts, _ = self.detector.evaluate(plan.series_with(hosts[busy], v, self.detector.history_width))
             over[busy] = verdicts
         return over
 
@@ -75,8 +85,8 @@ class PowerAwareBestFit:
     def find_host(self, plan: Plan, v: int, excluded: Bools, power_now: NDArray[np.float64]) -> int | None:
         """The allowed host whose power grows least with VM v on it (the first such host on ties), or None.
 
-        The overload test is the costly part, so hosts are tested cheapest first and the first that passes wins:
-        the same host as testing them all and taking the least power growth among the rest.
+        With many candidates the overload test is the costly part, so hosts are tested cheapest first and the first
+        that passes wins: the same host as testing them all and taking the least power growth among the rest.
         """
         hosts = self._suitable(plan, v, excluded)
         if hosts.size == 0:
@@ -84,6 +94,10 @@ class PowerAwareBestFit:
         c = plan.cluster
         after = np.minimum((plan.alloc[hosts] + c.vm_request[v]) / c.capacity[hosts], 1.0)
         growth = power_of(c.power_watts, c.power_kind[hosts], after) - power_now[hosts]
+        if hosts.size <= ALL_AT_ONCE:  # few candidates: test them all in one go
+            growth[self._overloaded_with(plan, hosts, v)] = np.inf
+            best = int(np.argmin(growth))
+            return int(hosts[best]) if np.isfinite(growth[best]) else None
         # Cheapest first, a growing batch at a time (all hosts tied with the batch's dearest join it, so ties still
         # go to the lowest index); the first that passes wins.
         size = 1

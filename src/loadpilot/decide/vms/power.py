@@ -48,8 +48,6 @@ def power_of(watts: Floats, kind: NDArray[np.intp], utilisation: Floats) -> Floa
     """Watts of many hosts at once: `watts` is (T, 11), `kind` each host's table row, `utilisation` 0..1."""
     u = np.minimum(np.maximum(utilisation, 0.0), 1.0)
     low = np.minimum((u * 10).astype(np.intp), 9)
-    flat = watts.ravel()
     at = kind * watts.shape[1] + low
-    p_low = flat.take(at)
-    p_high = flat.take(at + 1)
-    return np.asarray(p_low + (p_high - p_low) / 10 * (u - low / 10) * 100, dtype=np.float64)
+    step = np.diff(watts, axis=1, append=watts[:, -1:]) / 10  # each segment's (high - low) / 10, as below
+    return np.asarray(watts.ravel().take(at) + step.ravel().take(at) * (u - low / 10) * 100, dtype=np.float64)

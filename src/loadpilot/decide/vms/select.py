@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from loadpilot.decide.vms.cluster import Plan
+from loadpilot.decide.vms.detect import Detector
 
 
 class Selector(Protocol):
@@ -105,22 +107,57 @@ class MaximumCorrelation:
         m = int(c.vm_history.shape[1] if c.vm_history_len is None else c.vm_history_len[vms].min())
         if n < 2 or m < n:
             return MinimumMigrationTime().pick(plan, h, rng)
-        data = c.vm_history[vms, :m]
-        best, best_index = float(np.finfo(np.float64).tiny), 0
-        for i in range(n):
-            y = data[i]
-            x = np.column_stack([np.ones(m), np.delete(data, i, axis=0).T])
-            coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-            residual = y - x @ coef
-            total = float(((y - y.mean()) ** 2).sum())
-            r2 = 1 - float(residual @ residual) / total if total > 0 else float("nan")
-            if r2 > best:
-                best, best_index = r2, i
-        return vms[best_index]
+        return vms[_most_correlated(c.vm_history[vms, :m])]
 
     def describe(self, plan: Plan, v: int) -> str:
         """Why: the most correlated with its neighbours."""
         return "CPU most correlated with the other VMs on the host"
+
+
+R2_ROUNDING = 1e-9  # R^2 values closer than this are equal fits told apart by rounding alone (float64: ~1e-16)
+
+
+# Below this condition number the closed form's rounding (~cond x 1e-16) is far under R2_ROUNDING.
+WELL_CONDITIONED = 1e6
+
+
+def _most_correlated(data: NDArray[np.float64]) -> int:
+    """The row best explained by the others (largest R^2 of a least-squares fit with an intercept; the first on
+    ties, within rounding; 0 when none has R^2 > 0), as one np.linalg.lstsq per row would find (CloudSim's OLS
+    R^2): in closed form from the inverse covariance when it is well conditioned, else every row's fit at once."""
+    top_r2 = _r2_closed_form(data)
+    if top_r2 is None:
+        top_r2 = _r2_by_fits(data)
+    top = float(top_r2.max())
+    if top <= np.finfo(np.float64).tiny:
+        return 0
+    # Equal fits (two VMs always explain each other equally) differ only by rounding: the first VM wins.
+    return int(np.flatnonzero(top_r2 >= top - R2_ROUNDING)[0])
+
+
+def _r2_closed_form(data: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """R^2 of each row on the others: 1 - 1 / (S_ii (S^-1)_ii), S the rows' covariance; None when S is singular
+    or ill conditioned (a row without variance, rows that explain each other exactly, too few values)."""
+    centred = data - data.mean(axis=1, keepdims=True)
+    cov = centred @ centred.T
+    eig = np.linalg.eigvalsh(cov)
+    if eig[0] <= eig[-1] / WELL_CONDITIONED:
+        return None
+    inverse = np.linalg.inv(cov)
+    return np.asarray(1 - 1 / (np.diag(cov) * np.diag(inverse)), dtype=np.float64)
+
+
+def _r2_by_fits(data: NDArray[np.float64]) -> NDArray[np.float64]:
+    """R^2 of each row on the others, every fit at once, with np.linalg.lstsq's pseudo-inverse cut-off; -inf for a
+    row without variance."""
+    n, m = data.shape
+    others = np.array([[j for j in range(n) if j != i] for i in range(n)], dtype=np.intp)
+    x = np.concatenate([np.ones((n, m, 1)), data[others].transpose(0, 2, 1)], axis=2)  # (n, m, n)
+    coef = np.linalg.pinv(x, rcond=np.finfo(np.float64).eps * max(m, n)) @ data[:, :, None]
+    residual = data - (x @ coef)[:, :, 0]
+    total = ((data - data.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    safe = np.where(total > 0, total, 1.0)
+    return np.asarray(np.where(total > 0, 1 - (residual**2).sum(axis=1) / safe, -np.inf), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -165,6 +202,38 @@ class CheapestRelief:
         """Why: most CPU relieved per second of migration."""
         c = plan.cluster
         return f"most CPU relieved per second of migration ({c.vm_request[v]:.0f} in {c.vm_migration_s[v]:.1f} s)"
+
+
+@dataclass(frozen=True)
+class CheapestSufficient:
+    """Ours: among the VMs whose leaving ends the overload (the detector's verdict on the host without it), the
+    one whose migration costs least: a migrating VM gets 90 % of its demand for its migration time, so the CPU it
+    loses is proportional to request x migration time (PDM). When no single VM is enough, several must go: the
+    cost per unit of CPU relieved is then the migration time alone, so the shortest migration goes first, the
+    busiest VM on ties (fewer migrations)."""
+
+    detector: Detector
+    name: str = "cs"
+
+    def pick(self, plan: Plan, h: int, rng: random.Random) -> int | None:
+        """The cheapest VM that is enough, else the shortest migration."""
+        vms = plan.host_vms[h]
+        if not vms:
+            return None
+        c = plan.cluster
+        index = np.asarray(vms, dtype=np.intp)
+        requests = c.vm_request[index]
+        seconds = c.vm_migration_s[index]
+        enough = ~self.detector.evaluate(plan.series_without(h, index, self.detector.history_width))[0]
+        if enough.any():
+            cost = np.where(enough, requests * seconds, np.inf)
+            return vms[int(np.lexsort((-requests, cost))[0])]
+        return vms[int(np.lexsort((-requests, seconds))[0])]
+
+    def describe(self, plan: Plan, v: int) -> str:
+        """Why: the least CPU lost while migrating."""
+        c = plan.cluster
+        return f"cheapest migration that relieves the host ({c.vm_request[v]:.0f} for {c.vm_migration_s[v]:.1f} s)"
 
 
 def make_selector(name: str) -> Selector:

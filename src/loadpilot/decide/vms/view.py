@@ -1,19 +1,14 @@
-"""The controller's door to the VM strategies: a `ClusterView` (model types) in, `Migrate` actions out.
-
-The simulator hands strategies array snapshots directly; a live controller builds a ClusterView from what it
-observed and calls `decide_view`. Both run the same strategy code on the same numbers.
+"""A `ClusterView` (model types, what a live controller observed) turned into the array snapshot (`VmCluster`)
+the strategies compute on. `strategies.plan` uses it; the simulator builds the same snapshot directly.
 """
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 
 from loadpilot.decide.vms.cluster import VmCluster
 from loadpilot.decide.vms.power import HP_G4, HP_G5, PowerTable, table_matrix
-from loadpilot.decide.vms.strategies import VmStrategy
-from loadpilot.model import ClusterView, Migrate
+from loadpilot.model import ClusterView
 
 POWER_MODELS = {t.name: t for t in (HP_G4, HP_G5)}
 HISTORY = 30
@@ -28,6 +23,9 @@ def cluster_from_view(view: ClusterView, power_models: dict[str, PowerTable] | N
         raise ValueError(f"unknown power model(s) {unknown}; known: {sorted(models)}")
     kind_of = {n: i for i, n in enumerate(names)}
     index = {h.id: i for i, h in enumerate(view.hosts)}
+    strays = sorted({v.host for v in view.vms if v.host is not None and v.host not in index})
+    if strays:
+        raise ValueError(f"VMs on host(s) {strays} the view does not list; known hosts: {sorted(index)[:10]}")
     hosts = view.hosts
     capacity = np.array([h.cpu for h in hosts], dtype=np.float64)
     pe = np.array([h.cpu_per_vm for h in hosts], dtype=np.float64)
@@ -72,14 +70,4 @@ def cluster_from_view(view: ClusterView, power_models: dict[str, PowerTable] | N
         vm_moved_ago_s=np.array([v.moved_ago_s for v in view.vms], dtype=np.float64),
         vm_ids=[v.id for v in view.vms],
         host_ids=[h.id for h in hosts],
-    )
-
-
-def decide_view(strategy: VmStrategy, view: ClusterView, rng: random.Random, epoch: int = 0) -> tuple[Migrate, ...]:
-    """The migrations the strategy decides for this view, as actions naming VMs and hosts by id."""
-    cluster = cluster_from_view(view)
-    assert cluster.vm_ids is not None and cluster.host_ids is not None
-    return tuple(
-        Migrate(cluster.vm_ids[m.vm], cluster.host_ids[m.source], cluster.host_ids[m.target], m.reason, epoch)
-        for m in strategy.decide(cluster, rng)
     )
