@@ -66,10 +66,6 @@ _UPSERT_RESOURCE = (
 )
 
 
-# An UPDATE of a series' newest sample: (slot, ts, value, unit, source, series id, slot).
-_Latest = tuple[int, float, float, str, str, int, int]
-
-
 @dataclass
 class _Pending:
     """A batch waiting for its group to be written, and what became of it."""
@@ -163,7 +159,6 @@ class SQLiteStore:
         conn = self._writer
         learned: dict[str, tuple[str, str]] = {}
         new_series: dict[tuple[str, str], tuple[int, int]] = {}
-        newest: dict[int, _Latest] = {}  # series id -> its newest sample in the group: one UPDATE per series
         results = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -177,10 +172,11 @@ class SQLiteStore:
                 if cur.rowcount == 0:
                     results.append(WriteResult(duplicate=True, stored=0, received=received))
                     continue
-                samples = self._series_rows(conn, batch, new_series, newest)
+                samples, newest = self._series_rows(conn, batch, new_series)
                 before = conn.total_changes
                 conn.executemany(_INSERT_SAMPLES, samples)
                 results.append(WriteResult(duplicate=False, stored=conn.total_changes - before, received=received))
+                conn.executemany(_UPDATE_LATEST, newest)
                 first_seen = batch.samples[0].timestamp if batch.samples else 0.0
                 changed = []
                 for res in {r.id: r for r in batch.resources}.values():  # described twice: the last one wins
@@ -190,7 +186,6 @@ class SQLiteStore:
                         learned[res.id] = key
                 if changed:
                     conn.executemany(_UPSERT_RESOURCE, changed)
-            conn.executemany(_UPDATE_LATEST, newest.values())
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -205,20 +200,17 @@ class SQLiteStore:
             item.result = result
 
     def _series_rows(
-        self,
-        conn: sqlite3.Connection,
-        batch: Batch,
-        new_series: dict[tuple[str, str], tuple[int, int]],
-        newest: dict[int, _Latest],
-    ) -> list[tuple[int, int, int, float, float]]:
-        """A batch's samples as rows (slot, series, metric id, ts, value); `newest` keeps, per series, the update
-        that records its newest sample (of equal slots the first, as the UPDATE's `last_slot < ?` would).
+        self, conn: sqlite3.Connection, batch: Batch, new_series: dict[tuple[str, str], tuple[int, int]]
+    ) -> tuple[list[tuple[int, int, int, float, float]], list[tuple[int, float, float, str, str, int, int]]]:
+        """A batch's samples as rows (slot, series, metric id, ts, value), and the updates that keep each series'
+        newest sample.
 
         A series seen for the first time is created in this transaction; `new_series` collects it, and the cache
         learns it only once the transaction has committed.
         """
         known = self._series
         samples = []
+        newest = []
         interval = batch.interval
         for rid, metric, value, ts, unit, source in batch.samples:
             slot = slot_of(ts, interval)
@@ -229,10 +221,8 @@ class SQLiteStore:
                 sid = int(conn.execute(_NEW_SERIES, (rid, mid, unit, source, slot, ts, value)).fetchone()[0])
                 ids = new_series[key] = (sid, mid)
             samples.append((slot, ids[0], ids[1], ts, value))
-            latest = newest.get(ids[0])
-            if latest is None or slot > latest[0]:
-                newest[ids[0]] = (slot, ts, value, unit, source, ids[0], slot)
-        return samples
+            newest.append((slot, ts, value, unit, source, ids[0], slot))
+        return samples, newest
 
     def latest(self, metric: str | None = None, resource_ids: Sequence[str] | None = None) -> list[Sample]:
         """The newest sample of each (resource, metric)."""
