@@ -96,6 +96,9 @@ def up(
     if show:
         logs.mkdir(parents=True, exist_ok=True)
     where = f"http://{config.server.host}:{config.server.port}"
+    # Ctrl-C and SIGTERM both stop everything. SIGINT is set explicitly: a shell starts background jobs with it
+    # ignored, and Python then never turns it into KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     children: list[Child] = []
     with ExitStack() as files:

@@ -18,10 +18,16 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
     """Start `loadpilot <args>` as a child process logging to a file; every child is stopped at teardown."""
     children: list[subprocess.Popen[str]] = []
 
-    def start(*args: str, log_name: str) -> subprocess.Popen[str]:
+    def start(*args: str, log_name: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+        """sigint_ignored: start it as a shell starts a background job, with SIGINT ignored (inherited)."""
         log = open(tmp_path / f"{log_name}.log", "a")  # noqa: SIM115 (closed with the process)
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         proc = subprocess.Popen(
-            [sys.executable, "-m", "loadpilot", *args], stdout=log, stderr=subprocess.STDOUT, text=True
+            [sys.executable, "-m", "loadpilot", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=ignore,
         )
         children.append(proc)
         return proc

@@ -230,7 +230,8 @@ def test_up_with_lb_nginx_serves_through_nginx_and_leaves_nothing_behind(tmp_pat
     config = _config(tmp_path)
     raw = tomllib.loads(config.read_text())
     front = f"http://127.0.0.1:{raw['pools'][0]['port']}"
-    up = launch("up", "--config", str(config), "--no-view", "--lb", "nginx", log_name="up")
+    # Started as a shell's background job (SIGINT ignored): Ctrl-C's SIGINT must still stop it.
+    up = launch("up", "--config", str(config), "--no-view", "--lb", "nginx", log_name="up", sigint_ignored=True)
     log = tmp_path / "up.log"
     assert wait_for(lambda: "loadpilot is up" in log.read_text(), timeout=60), log.read_text()
     children: dict[int, float] = {}
