@@ -158,7 +158,7 @@ def run() -> Path:
         f"SLO: p95 <= {SLO_S * 1000:g} ms per second of the schedule. The compression leaves HPA's timings in real "
         f"seconds (as a real HPA would run), while the load changes {86_400 / DURATION_S:g}x faster than on the "
         f"day: its 300 s stabilisation spans {300 * 86_400 / DURATION_S / 3600:g} hours of the trace.",
-        "The machine (2 cores) was shared with other work while this ran. "
+        "The generator, both pools and loadpilot share the machine's 2 cores; nothing else is assumed to run. "
         f"Run: `.venv/bin/python -m bench autoscale_live` (BENCH_AUTOSCALE_LIVE_S, BENCH_AUTOSCALE_LIVE_PEAK; "
         f"{time.monotonic() - began:.0f} s here).",
     ]
