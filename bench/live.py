@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import tomli_w
 
 from loadpilot.act.pool.state import PoolPaths, read_state
@@ -34,6 +33,7 @@ from loadpilot.loadgen.histogram import Histogram
 from loadpilot.loadgen.http import HttpLoad, HttpLoadSpec
 from loadpilot.loadgen.http_report import HttpReport
 from loadpilot.loadgen.schedule import Schedule
+from tests.helpers import alive, descendants
 
 LOGSIFT = ["{python}", "-m", "loadpilot.apps.logsift", "--fd", "{fd}", "--port", "{port}"]
 BODY = (
@@ -114,9 +114,9 @@ def running_up(config: Path, fronts: list[str], log: Path) -> Iterator[subproces
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"loadpilot up did not start; see {log}")
             time.sleep(0.2)
-        seen.update(_descendants(proc.pid))
+        seen.update(descendants(proc.pid))
         yield proc
-        seen.update(_descendants(proc.pid))
+        seen.update(descendants(proc.pid))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -126,24 +126,9 @@ def running_up(config: Path, fronts: list[str], log: Path) -> Iterator[subproces
             proc.kill()
             proc.wait()
         out.close()
-    left = [pid for pid, created in seen.items() if _alive(pid, created)]
+    left = [pid for pid, created in seen.items() if alive(pid, created)]
     if left:
         raise RuntimeError(f"loadpilot up left processes behind: {left}")
-
-
-def _descendants(pid: int) -> dict[int, float]:
-    try:
-        return {p.pid: p.create_time() for p in psutil.Process(pid).children(recursive=True)}
-    except psutil.Error:
-        return {}
-
-
-def _alive(pid: int, created: float) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 @dataclass

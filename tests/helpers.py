@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 import pytest
 import uvicorn
 
@@ -101,3 +102,20 @@ def terminate_all(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 40.
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def descendants(pid: int) -> dict[int, float]:
+    """Every process below `pid` now, with its start time (so a recycled pid is not taken for it later)."""
+    try:
+        return {p.pid: p.create_time() for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return {}
+
+
+def alive(pid: int, created: float) -> bool:
+    """Whether the process seen as (pid, start time) still runs (a zombie does not)."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

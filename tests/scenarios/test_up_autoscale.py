@@ -22,7 +22,7 @@ import tomli_w
 
 from loadpilot.act.pool.state import PoolPaths, read_state
 from loadpilot.store import open_store
-from tests.helpers import free_port, wait_for
+from tests.helpers import alive, descendants, free_port, wait_for
 from tests.scenarios.conftest import Launcher
 
 pytestmark = pytest.mark.scenario
@@ -110,21 +110,6 @@ class Sizes(threading.Thread):
             self.most_running = max(self.most_running, len(running))
 
 
-def _descendants(pid: int) -> dict[int, float]:
-    try:
-        return {p.pid: p.create_time() for p in psutil.Process(pid).children(recursive=True)}
-    except psutil.Error:
-        return {}
-
-
-def _alive(pid: int, created: float) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def test_up_scales_logsift_out_and_in_under_rising_load_without_failing_a_request(
     tmp_path: Path, launch: Launcher
 ) -> None:
@@ -174,7 +159,7 @@ def test_up_scales_logsift_out_and_in_under_rising_load_without_failing_a_reques
     )
     try:
         while loadgen.poll() is None:
-            children.update(_descendants(up.pid))
+            children.update(descendants(up.pid))
             time.sleep(0.5)
         out, err = loadgen.communicate()
     finally:
@@ -188,7 +173,7 @@ def test_up_scales_logsift_out_and_in_under_rising_load_without_failing_a_reques
 
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
-    left = [pid for pid, created in children.items() if _alive(pid, created)]
+    left = [pid for pid, created in children.items() if alive(pid, created)]
     assert not left, f"processes left behind: {left}"
     assert not serving()
 
@@ -237,18 +222,18 @@ def test_up_with_lb_nginx_serves_through_nginx_and_leaves_nothing_behind(tmp_pat
     children: dict[int, float] = {}
 
     def served() -> bool:
-        children.update(_descendants(up.pid))
+        children.update(descendants(up.pid))
         try:
             return httpx.post(f"{front}/api/analyze", content=BODY, timeout=5).status_code == 200
         except httpx.HTTPError:
             return False
 
     assert wait_for(served, timeout=30), log.read_text()
-    names = {psutil.Process(pid).name() for pid in children if _alive(pid, children[pid])}
+    names = {psutil.Process(pid).name() for pid in children if alive(pid, children[pid])}
     assert "nginx" in names, names
     assert "(ports" in log.read_text() and "nginx" in log.read_text()  # the header says how the pool is fronted
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
-    left = [pid for pid, created in children.items() if _alive(pid, created)]
+    left = [pid for pid, created in children.items() if alive(pid, created)]
     assert not left, f"processes left behind: {left}"
     assert not wait_for(served, timeout=1)
