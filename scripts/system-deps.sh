@@ -20,6 +20,10 @@ case "${1:-test}" in
     command -v etcd >/dev/null 2>&1 || need etcd-server
     # ZooKeeper's jars (and Java) only: the tests start their own server; zookeeperd would add a system service.
     [ -f /usr/share/java/zookeeper.jar ] || need zookeeper
+    command -v promtool >/dev/null 2>&1 || need prometheus
+    # The dashboard's browser tests drive Debian's Chromium (Playwright downloads no browser of its own).
+    [ -x /usr/bin/chromium ] || need chromium
+    fc-list 2>/dev/null | grep -qi dejavu || need fonts-dejavu-core
     ;;
   bench)
     "$0" test

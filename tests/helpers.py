@@ -6,12 +6,13 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import psutil
 import pytest
@@ -119,3 +120,44 @@ def alive(pid: int, created: float) -> bool:
         return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+Launcher = Callable[..., "subprocess.Popen[str]"]
+
+
+@contextmanager
+def launcher(log_dir: Path) -> Iterator[Launcher]:
+    """Start `loadpilot <args>` as child processes logging to log_dir/<log_name>.log; on exit every child still
+    running gets SIGTERM, then SIGKILL after 15 s."""
+    children: list[subprocess.Popen[str]] = []
+    logs: list[IO[str]] = []
+
+    def start(*args: str, log_name: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+        """sigint_ignored: start it as a shell starts a background job, with SIGINT ignored (inherited)."""
+        log = open(log_dir / f"{log_name}.log", "a")  # noqa: SIM115 (closed once every child has stopped)
+        logs.append(log)
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loadpilot", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=ignore,
+        )
+        children.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in children:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in logs:
+            log.close()

@@ -16,10 +16,12 @@ from pydantic import ValidationError
 
 from loadpilot import __version__
 from loadpilot.cli_controller import controller
+from loadpilot.cli_events import events
 from loadpilot.cli_loadgen import loadgen_app
 from loadpilot.cli_pool import pool_app
 from loadpilot.cli_simulate import simulate_app
 from loadpilot.cli_status import status
+from loadpilot.cli_top import top
 from loadpilot.cli_up import up
 from loadpilot.config import Config, load_config, problems_from
 from loadpilot.errors import ConfigError, LoadpilotError
@@ -38,6 +40,8 @@ app.add_typer(simulate_app, name="simulate")
 app.command("status")(status)
 app.command("controller")(controller)
 app.command("up")(up)
+app.command("events")(events)
+app.command("top")(top)
 
 ConfigOption = Annotated[
     Path | None,
@@ -160,7 +164,8 @@ def server(
     api = create_app(config, store, key)
     where = f"http://{config.server.host}:{config.server.port}"
     logging.getLogger("loadpilot").info(
-        "loadpilot server on %s (API %s/api/v1, docs %s/docs, metrics %s/metrics); store %s",
+        "loadpilot server on %s (dashboard %s/, API %s/api/v1, docs %s/docs, metrics %s/metrics); store %s",
+        where,
         where,
         where,
         where,
@@ -204,7 +209,10 @@ def agent(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    runner.run()
+    try:
+        runner.run()
+    except LoadpilotError as exc:  # e.g. agent.metrics_listen's port is taken
+        _fail([str(exc)], code=1)
 
 
 def _collect_once(config: Config, as_json: bool) -> None:

@@ -65,7 +65,9 @@ def start(
     config, pool, _ = _pool(name, config_path)
     try:
         if foreground:
-            control.run_foreground(config, pool)
+            from loadpilot.metrics_http import serve_metrics
+
+            control.run_foreground(config, pool, serve_metrics)
             return
         state = control.start_background(config, pool, config_path, timeout)
     except LoadpilotError as exc:

@@ -135,7 +135,8 @@ def _header(config: Config, where: str, cfg: list[str], logs: Path | None) -> st
         for p in config.pools
     )
     return (
-        f"\nloadpilot is up.\n  API:        {where}/api/v1  (docs {where}/docs, metrics {where}/metrics, "
+        f"\nloadpilot is up.\n  dashboard:  {where}/\n"
+        f"  API:        {where}/api/v1  (docs {where}/docs, metrics {where}/metrics, "
         f"events {where}/api/v1/events)\n{pools}  store:      {config.store_url}\n"
         + (f"  logs:       {logs}/up-*.log\n" if logs else "")
         + "Ctrl-C stops everything.\n"

@@ -14,7 +14,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loadpilot.errors import ConfigError
 
@@ -28,6 +37,36 @@ COMMAND_PLACEHOLDERS = ("{port}", "{fd}", "{worker}", "{pool}", "{host}", "{pyth
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+DEFAULT_METRICS_HOST = "127.0.0.1"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split a `metrics_listen` value ("host:port", "[::1]:port", ":port" or "port") into (host, port).
+
+    The host defaults to 127.0.0.1 (never every interface unless asked); port 0 asks the system for a free one.
+    Raises ValueError saying what is wrong.
+    """
+    text = value.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets, e.g. [::1]:9102 (got {value!r})")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"expected host:port with a port 0..65535, e.g. 127.0.0.1:9102 (got {value!r})")
+    return host or DEFAULT_METRICS_HOST, int(port_text)
+
+
+def _check_listen(value: str) -> str:
+    """A `metrics_listen` value: empty (no listener) or host:port."""
+    if value:
+        parse_listen(value)
+    return value
+
+
+MetricsListen = Annotated[str, AfterValidator(_check_listen)]
 
 
 class _Section(BaseModel):
@@ -127,6 +166,7 @@ class AgentConfig(_Section):
     backoff_max_s: PositiveSeconds = 30.0
     flush_timeout_s: Annotated[float, Field(ge=0)] = 5.0
     collectors: list[CollectorEntry] = Field(default_factory=_default_collectors)
+    metrics_listen: MetricsListen = ""  # host:port for the agent's Prometheus /metrics; empty: none
 
     @model_validator(mode="after")
     def _backoff_order(self) -> AgentConfig:
@@ -218,7 +258,7 @@ def _default_steps() -> list[StepRule]:
 
 _INF = float("inf")
 ScalingPolicyName = Literal["target", "step", "threshold", "predictive", "hpa", "kpa", "static"]
-ScalingMetric = Literal["cpu", "rps_per_worker", "latency_p95", "in_flight"]
+ScalingMetric = Literal["cpu", "rps_per_worker", "latency_p95", "in_flight", "query"]
 
 
 class ScalingCheck(_Section):
@@ -233,11 +273,17 @@ class ScalingCheck(_Section):
     n: Annotated[int, Field(ge=1, le=100)] = 5  # ... of the last n evaluations
     horizon_s: Annotated[float, Field(ge=0)] = 30.0  # predictive: how far ahead to size for
     size: Annotated[int, Field(ge=0, le=1024)] = 0  # static: the fixed size; 0: the pool's max
+    # metric = "query": a PromQL query answered by [control] prometheus_url, the value per worker; {pool}: the name
+    query: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> ScalingCheck:
         if self.k > self.n:
             raise ValueError(f"k: must be <= n ({self.n})")
+        if self.metric == "query" and not self.query.strip():
+            raise ValueError('query: metric = "query" needs a PromQL query')
+        if self.query and self.metric != "query":
+            raise ValueError(f'query: only read when metric = "query" (metric is {self.metric!r})')
         if self.policy == "predictive" and self.metric == "latency_p95":
             raise ValueError("metric: predictive forecasts load, so it needs cpu, rps_per_worker or in_flight")
         if self.policy == "kpa" and self.metric not in ("in_flight", "rps_per_worker"):
@@ -291,6 +337,7 @@ class PoolConfig(_Section):
     cwd: str = ""
     env: dict[str, str] = Field(default_factory=dict)
     tick_s: PositiveSeconds = 0.5
+    metrics_listen: MetricsListen = ""  # host:port for the supervisor's Prometheus /metrics; empty: none
     health: HealthConfig = Field(default_factory=HealthConfig)
     restart: RestartConfig = Field(default_factory=RestartConfig)
     balancer: BalancerConfig = Field(default_factory=BalancerConfig)
@@ -390,6 +437,16 @@ class ControlConfig(_Section):
     tick_s: Annotated[float, Field(ge=0.1, le=60)] = 2.0  # observe -> decide -> act for every autoscaled pool
     retry_initial_s: PositiveSeconds = 1.0  # a temporary actuator error: retry after this, doubling ...
     retry_max_s: PositiveSeconds = 30.0  # ... up to this
+    metrics_listen: MetricsListen = ""  # host:port for the controller's Prometheus /metrics; empty: none
+    prometheus_url: str = ""  # Prometheus' HTTP API, for checks with metric = "query": http://127.0.0.1:9090
+    prometheus_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
 
 CLUSTER_SCHEMES = ("sim:", "libvirt:", "openstack:")
@@ -575,6 +632,21 @@ class Config(_Section):
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ValueError(f"pools[{i}].name: {name!r} is used by another pool")
+        return self
+
+    @model_validator(mode="after")
+    def _prometheus_for_queries(self) -> Config:
+        if self.control.prometheus_url:
+            return self
+        for i, pool in enumerate(self.pools):
+            checks: list[tuple[str, ScalingCheck]] = [("autoscale", pool.autoscale)]
+            checks += [(f"autoscale.checks[{j}]", c) for j, c in enumerate(pool.autoscale.checks)]
+            for where, check in checks:
+                if check.metric == "query":
+                    raise ValueError(
+                        f"control.prometheus_url: pools[{i}].{where} reads a Prometheus query; "
+                        'set [control] prometheus_url (e.g. "http://127.0.0.1:9090")'
+                    )
         return self
 
     def pool(self, name: str) -> PoolConfig:

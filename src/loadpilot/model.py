@@ -7,6 +7,7 @@ bytes and rates are per second.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -82,8 +83,8 @@ class Event:
     id: int | None = None
 
 
-# The per-worker metrics a scaling policy may track (PoolView.metric).
-POOL_METRICS = ("cpu", "rps_per_worker", "latency_p95", "in_flight")
+# The per-worker metrics a scaling policy may track (PoolView.metric); "query" is a Prometheus query's answer.
+POOL_METRICS = ("cpu", "rps_per_worker", "latency_p95", "in_flight", "query")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,8 @@ class PoolView:
     taking requests. Metrics are None when nothing was measured: `cpu` is the mean cpu.util of the ready workers
     (cores, 0..1 for a one-core worker), `rps` the requests/s the whole pool completed, `latency_p95` seconds,
     `in_flight` the requests in the whole pool (served or queued), all over `window_s` up to `observed_at`.
+    `queries` holds the answers of the pool's Prometheus queries (checks with metric = "query"), keyed by the
+    query as configured; None when Prometheus had no data for it.
     """
 
     name: str
@@ -109,6 +112,7 @@ class PoolView:
     failed: int = 0
     window_s: float = 0.0
     observed_at: float = 0.0
+    queries: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def rps_per_worker(self) -> float | None:
@@ -125,8 +129,11 @@ class PoolView:
         """True while workers asked for are still starting, or workers let go are still draining."""
         return self.ready + self.failed < self.desired or self.size > self.desired
 
-    def metric(self, name: str) -> float | None:
-        """The per-worker value of one of POOL_METRICS, or None when it was not measured."""
+    def metric(self, name: str, query: str = "") -> float | None:
+        """The per-worker value of one of POOL_METRICS, or None when it was not measured (for "query": the
+        answer to `query`)."""
+        if name == "query":
+            return self.queries.get(query)
         if name == "cpu":
             return self.cpu
         if name == "rps_per_worker":

@@ -11,8 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, wait_for
-from tests.scenarios.conftest import Launcher
+from tests.helpers import Launcher, free_port, wait_for
 
 pytestmark = pytest.mark.scenario
 

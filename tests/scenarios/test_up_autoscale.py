@@ -22,8 +22,7 @@ import tomli_w
 
 from loadpilot.act.pool.state import PoolPaths, read_state
 from loadpilot.store import open_store
-from tests.helpers import alive, descendants, free_port, wait_for
-from tests.scenarios.conftest import Launcher
+from tests.helpers import Launcher, alive, descendants, free_port, wait_for
 
 pytestmark = pytest.mark.scenario
 

@@ -13,8 +13,7 @@ import tomli_w
 from loadpilot.model import Event
 from loadpilot.store import open_store
 from tests.control.test_migrate import write_trace
-from tests.helpers import free_port, wait_for
-from tests.scenarios.conftest import Launcher
+from tests.helpers import Launcher, free_port, wait_for
 
 pytestmark = pytest.mark.scenario
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.request
+from pathlib import Path
+from typing import Any
 
 from loadpilot.sense.collectors.pool import PoolCollector, PoolOptions
 from tests.act.pool.conftest import pool_config
@@ -30,6 +34,7 @@ def test_workers_are_sampled_as_resources_labelled_with_their_pool(start_pool, t
         assert by[(rid, "mem.rss_bytes")] > 1_000_000
         assert 0 <= by[(rid, "cpu.util")] < 2
         assert by[(rid, "worker.ready")] == 1.0
+        assert by[(rid, "worker.restarts")] == 0
     assert by[("pool/web", "pool.ready")] == 2 and by[("pool/web", "pool.desired")] == 2
 
 
@@ -39,3 +44,13 @@ def test_a_stopped_pool_yields_nothing(start_pool, tmp_path) -> None:
     pool.stop()
     collector = PoolCollector(PoolOptions(state_dir=str(tmp_path / "state")), host="h1")
     assert collector.collect(time.time()).samples == []
+
+
+def test_a_restarted_worker_reports_its_restart_count(start_pool: Any, tmp_path: Path) -> None:
+    pool = start_pool(pool_config(initial=1))
+    (worker,) = pool.wait_ready(1).workers
+    os.kill(worker.pid, signal.SIGKILL)
+    state = pool.wait(lambda s: [(w.state, w.restarts) for w in s.workers] == [("ready", 1)])
+    collector = PoolCollector(PoolOptions(state_dir=str(tmp_path / "state")), host="h1")
+    by = {(s.resource_id, s.metric): s.value for s in collector.collect(time.time()).samples}
+    assert by[(f"pool/web/{state.workers[0].id}", "worker.restarts")] == 1

@@ -210,6 +210,9 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     ("timestamp-zero", json.dumps(_body(samples=[_sample(timestamp=0)])).encode(), "samples[0].timestamp:"),
     ("empty-metric", json.dumps(_body(samples=[_sample(metric="")])).encode(), "samples[0].metric:"),
     ("nul-in-agent", json.dumps(_body(agent="a\x00b")).encode(), "agent:"),
+    ("nul-in-metric", json.dumps(_body(samples=[_sample(metric="m\x00")])).encode(), "samples[0].metric:"),
+    ("nul-in-unit", json.dumps(_body(samples=[_sample(unit="\x00")])).encode(), "samples[0].unit:"),
+    ("raw-nul-byte", json.dumps(_body()).encode().replace(b'"agent": "', b'"agent": "\x00'), "(top level): Invalid"),
     (
         "label-not-a-string",
         json.dumps(_body(resources=[{"id": "h1", "kind": "host", "labels": {"zone": 1}}])).encode(),
@@ -725,6 +728,10 @@ def test_openapi_lists_every_operation(openapi: dict[str, Any]) -> None:
         ("/api/v1/events", "get"),
         ("/api/v1/healthz", "get"),
         ("/metrics", "get"),
+        ("/api/v1/dash/overview", "get"),
+        ("/api/v1/dash/pools/{name}", "get"),
+        ("/api/v1/dash/hosts/{host_id}", "get"),
+        ("/api/v1/dash/coordination", "get"),
     }
 
 

@@ -219,4 +219,8 @@ def test_schema_has_every_operation() -> None:
         ("GET", "/api/v1/events"),
         ("GET", "/api/v1/healthz"),
         ("GET", "/metrics"),
+        ("GET", "/api/v1/dash/overview"),
+        ("GET", "/api/v1/dash/pools/{name}"),
+        ("GET", "/api/v1/dash/hosts/{host_id}"),
+        ("GET", "/api/v1/dash/coordination"),
     }

@@ -122,6 +122,32 @@ def test_events_newest_first_and_filtered(store: Store) -> None:
     assert [e.id for e in store.events(subject="pool/2")] == [ids[2]]
 
 
+def test_events_filtered_by_result_and_subject_prefix(store: Store) -> None:
+    subjects = ["pool/web", "pool/web/w1", "pool/webby", "web", "host h1 is hot", "controller/c1"]
+    for i, subject in enumerate(subjects):
+        store.add_event(Event(T0 + i, "scale", subject, "why", "ok" if i % 2 else "error"))
+    assert [e.subject for e in store.events(result="error")] == ["host h1 is hot", "pool/webby", "pool/web"]
+    assert [e.subject for e in store.events(subject_prefix="pool/web/")] == ["pool/web/w1"]
+    assert [e.subject for e in store.events(subject_prefix="pool/web")] == ["pool/webby", "pool/web/w1", "pool/web"]
+    assert [e.subject for e in store.events(subject="web", result="ok", limit=1)] == ["web"]
+    assert store.events(subject_prefix="%") == []
+
+
+def test_buckets_are_means_per_resource_and_step(store: Store) -> None:
+    resources = (Resource("h1", "host", {}), Resource("h2", "host", {}), Resource("v1", "vm", {"host": "h1"}))
+    samples = [Sample(r.id, "cpu", n * 10.0 + i, T0 + i * 5) for n, r in enumerate(resources) for i in range(12)]
+    samples.append(Sample("h1", "mem", 99.0, T0))
+    store.write_batch(batch(samples, resources, interval=5.0))
+    # [T0 + 5, T0 + 55) in 20 s steps: buckets 0 (i = 1..4), 1 (i = 5..8), 2 (i = 9, 10); i = 11 is at the end.
+    got = store.buckets("cpu", T0 + 5, T0 + 55, 20, kind="host")
+    assert got == [("h1", 0, 2.5), ("h1", 1, 6.5), ("h1", 2, 9.5), ("h2", 0, 12.5), ("h2", 1, 16.5), ("h2", 2, 19.5)]
+    assert store.buckets("cpu", T0, T0 + 60, 30, resource_ids=["v1"]) == [("v1", 0, 22.5), ("v1", 1, 28.5)]
+    assert store.buckets("cpu", T0, T0 + 60, 60, kind="vm", resource_ids=["h1"]) == []
+    assert store.buckets("cpu", T0, T0 + 60, 60, resource_ids=[]) == []
+    assert store.buckets("nothing", T0, T0 + 60, 60) == []
+    assert [b for _, b, _ in store.buckets("cpu", T0 + 0.5, T0 + 60, 7.5, resource_ids=["h1"])] == list(range(8))
+
+
 def test_retention_removes_old_samples_only(store: Store) -> None:
     store.write_batch(batch([Sample("h1", "cpu", float(i), T0 + i) for i in range(100)]))
     removed = store.delete_before(T0 + 60)

@@ -28,13 +28,16 @@ from loadpilot.act.pool.state import PoolPaths
 from loadpilot.config import Config, PoolConfig
 from loadpilot.control.actuate import apply_scale
 from loadpilot.control.events import EventLog, reason_kind
+from loadpilot.control.metrics import ControllerMetrics
 from loadpilot.control.migrate import MigrationControl, migration_control
 from loadpilot.control.observe import PoolObserver, PoolUnavailable
+from loadpilot.control.prometheus import PrometheusSource, QueryUnavailable, expand, pool_queries
 from loadpilot.control.retry import Backoff
 from loadpilot.control.status import ControllerStatus, PoolControlStatus, write_status
 from loadpilot.coord import Leadership
-from loadpilot.decide.scaling import ScalingState, decide_scale
+from loadpilot.decide.scaling import ScalingState, decide_scale, evaluation_due
 from loadpilot.errors import PermanentError, StaleEpochError, TemporaryError
+from loadpilot.metrics_http import MetricsListener, serve_metrics
 from loadpilot.model import Decision, PoolView, ScaleTo
 from loadpilot.store import Store
 
@@ -59,6 +62,7 @@ class PoolControl:
     view: PoolView | None = None
     last_reason: str = ""
     attempts: int = 0
+    queries: list[str] = field(default_factory=list)  # the Prometheus queries of its checks (metric = "query")
 
 
 @dataclass
@@ -75,9 +79,14 @@ class Controller:
     pools: dict[str, PoolControl] = field(init=False)
     leading: bool = False
     migrations: MigrationControl | None = field(init=False, default=None)  # the VM half ([cluster], migrate.py)
+    metrics: ControllerMetrics = field(init=False)  # served on control.metrics_listen while run() runs
+    prometheus: PrometheusSource | None = field(init=False, default=None)  # for checks with metric = "query"
+    metrics_listener: MetricsListener | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        self.metrics = ControllerMetrics()
         self.events = EventLog(self.store)
+        self.events.on_add = self.metrics.event
         self.migrations = migration_control(self.config, self.store, self.events, self.member_id, self.clock)
         control = self.config.control
         self.pools = {}
@@ -87,6 +96,9 @@ class Controller:
             paths = PoolPaths.of(self.config.state_path, pool.name)
             backoff = Backoff(control.retry_initial_s, control.retry_max_s)
             self.pools[pool.name] = PoolControl(pool, paths, PoolObserver(pool, paths), backoff)
+            self.pools[pool.name].queries = pool_queries(pool)
+        if control.prometheus_url and any(c.queries for c in self.pools.values()):
+            self.prometheus = PrometheusSource(control.prometheus_url, control.prometheus_timeout_s)
 
     # --- the loop -------------------------------------------------------------------------------------------------
 
@@ -96,6 +108,14 @@ class Controller:
         lead_every = min(tick, self.config.coordination.tick_s)
         next_reconcile = 0.0
         try:
+            listener = serve_metrics(
+                self.metrics.registry, self.config.control.metrics_listen, f"controller {self.member_id}"
+            )
+        except Exception:
+            self.close()  # the port is taken, say: release what the constructor opened
+            raise
+        self.metrics_listener = listener
+        try:
             while not stop.is_set():
                 started = time.monotonic()
                 reconcile = started >= next_reconcile
@@ -104,10 +124,15 @@ class Controller:
                 self.step(self.clock(), reconcile=reconcile)
                 stop.wait(max(0.0, min(next_reconcile, started + lead_every) - time.monotonic()))
         finally:
-            self.close()
+            try:
+                self.close()
+            finally:
+                if listener is not None:
+                    listener.stop()
 
     def step(self, now: float, reconcile: bool = True) -> None:
         """One tick: renew or campaign for the leadership; while leading, reconcile every pool (when `reconcile`)."""
+        started = time.perf_counter()
         self._lead(now)
         if reconcile and self.leading:
             for control in self.pools.values():
@@ -121,6 +146,16 @@ class Controller:
                 self.migrations.reconcile(now, self.leader)
         self.events.flush()
         self._publish(now)
+        self._measure(time.perf_counter() - started)
+
+    def _measure(self, tick_s: float) -> None:
+        m = self.metrics
+        m.tick_seconds.observe(tick_s)
+        m.leader.set(1 if self.leading else 0)
+        m.epoch.set(self.leader.epoch)
+        m.events_pending.set(len(self.events.pending))
+        for name, control in self.pools.items():
+            m.flagged.labels(name).set(1 if control.flagged else 0)
 
     def close(self) -> None:
         """Resign, write the last events and a stopped status, stop observing."""
@@ -134,6 +169,8 @@ class Controller:
             control.observer.close()
         if self.migrations is not None:
             self.migrations.close()
+        if self.prometheus is not None:
+            self.prometheus.close()
 
     # --- leadership -----------------------------------------------------------------------------------------------
 
@@ -161,7 +198,9 @@ class Controller:
         window = max(self.config.control.tick_s, control.pool.autoscale.interval_s)  # since the last evaluation
         try:
             view = control.observer.observe(now, window)
-        except PoolUnavailable as exc:
+            if control.queries and evaluation_due(control.pool.autoscale, control.state, now):
+                view = replace(view, queries=self._ask_prometheus(control))
+        except (PoolUnavailable, QueryUnavailable) as exc:
             control.view = None
             self._hold(control, now, str(exc), {})
             return
@@ -169,6 +208,10 @@ class Controller:
         decision, state = decide_scale(view, control.pool.autoscale, control.state, now)
         evaluated = state.evaluated_at != (control.state.evaluated_at if control.state else None)
         actions = [a for a in decision.actions if isinstance(a, ScaleTo)]
+        if evaluated or actions:
+            self.metrics.decided(
+                control.pool.name, control.pool.autoscale.policy, view.desired, [a.size for a in actions]
+            )
         if not actions:
             control.state = state
             if evaluated:
@@ -176,6 +219,20 @@ class Controller:
             return
         for action in actions:
             self._act(control, view, decision, action, state, now)
+
+    def _ask_prometheus(self, control: PoolControl) -> dict[str, float | None]:
+        """Each of the pool's queries, `{pool}` filled in, answered by Prometheus (keyed as configured)."""
+        if self.prometheus is None:  # the config requires prometheus_url with a query; kept for a hand-made one
+            raise QueryUnavailable(f"pool {control.pool.name!r}: a query check needs control.prometheus_url")
+        answers: dict[str, float | None] = {}
+        for query in control.queries:
+            try:
+                answers[query] = value = self.prometheus.query(expand(query, control.pool.name))
+            except QueryUnavailable:
+                self.metrics.queries.labels(control.pool.name, "error").inc()
+                raise
+            self.metrics.queries.labels(control.pool.name, "empty" if value is None else "ok").inc()
+        return answers
 
     def _act(
         self, control: PoolControl, view: PoolView, decision: Decision, action: ScaleTo, state: ScalingState, now: float
@@ -212,6 +269,7 @@ class Controller:
             "policy": pool.autoscale.policy,
             "metric": pool.autoscale.metric,
             "target": pool.autoscale.target,
+            **({"query": pool.autoscale.query} if pool.autoscale.query else {}),
             "attempt": control.attempts,
             "duration_s": round(time.monotonic() - started, 6),
         }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from loadpilot.model import Event
@@ -43,12 +44,15 @@ class EventLog:
         self.pending: deque[Event] = deque()
         self.dropped = 0
         self._failing = False
+        self.on_add: Callable[[Event], None] | None = None  # told of every event recorded (the /metrics counters)
 
     def add(
         self, time: float, kind: str, subject: str, reason: str, result: str, details: dict[str, Any] | None = None
     ) -> Event:
         """Record one event now, or keep it for the next flush when the store cannot take it; returns it."""
         event = Event(time, kind, subject, reason, result, dict(details or {}))
+        if self.on_add is not None:
+            self.on_add(event)
         self.pending.append(event)
         while len(self.pending) > PENDING_MAX:
             self.pending.popleft()

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from loadpilot.config import Config
 from loadpilot.errors import LoadpilotError
+from loadpilot.metrics_http import MetricsListener, serve_metrics
 from loadpilot.model import Batch, Resource, Sample
+from loadpilot.sense.agent_metrics import AgentMetrics
 from loadpilot.sense.collectors import Collector, build_collectors
 from loadpilot.transport.shipper import Backoff, Shipper
 from loadpilot.transport.signing import resolve_signing_key
@@ -101,6 +103,8 @@ class Agent:
         self._ship_stop = threading.Event()
         self._self_resource = Resource(f"agent/{self.agent_id}", "agent", {"host": self.agent_id})
         self._described: dict[str, tuple[Resource, float]] = {}  # id -> (as last described, when)
+        self.metrics = AgentMetrics(self)  # served on agent.metrics_listen while run() runs
+        self.metrics_listener: MetricsListener | None = None
 
     def collect_once(self, now: float) -> list[Sample]:
         """Run every collector once and spool what they found; returns the samples taken."""
@@ -109,12 +113,15 @@ class Agent:
         samples: list[Sample] = []
         resources: dict[str, Resource] = {}
         for collector in self.collectors:
+            began = time.perf_counter()
             try:
                 found = collector.collect(now)
             except Exception as exc:  # one broken collector must not stop the others
                 self.stats.collector_errors += 1
                 log.warning("collector %s failed: %s", type(collector).__name__, exc)
                 continue
+            finally:
+                self.metrics.collected(collector, time.perf_counter() - began)
             samples.extend(s for s in found.samples if math.isfinite(s.value))
             resources.update((r.id, r) for r in found.resources)
         self.stats.collect_seconds += time.perf_counter() - started
@@ -193,6 +200,12 @@ class Agent:
 
     def run(self) -> None:
         """Collect at every slot boundary until stopped, then flush and close."""
+        try:
+            listener = serve_metrics(self.metrics.registry, self.config.agent.metrics_listen, f"agent {self.agent_id}")
+        except Exception:
+            self.shutdown()  # the port is taken, say: close the spool and the collectors
+            raise
+        self.metrics_listener = listener
         shipper_thread = threading.Thread(target=self.shipper.run, args=(self._ship_stop,), name="shipper")
         shipper_thread.start()
         pending = self.spool.stats().batches
@@ -211,7 +224,11 @@ class Agent:
             self.stop_event.set()
             self._ship_stop.set()
             shipper_thread.join()
-            self.shutdown()
+            try:
+                self.shutdown()
+            finally:
+                if listener is not None:
+                    listener.stop()
 
     def _collect_until(self, stop: threading.Event, done: Callable[[], bool]) -> None:
         """Collect at every slot boundary until `stop` is set or `done()` holds."""

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -21,6 +22,8 @@ from loadpilot import __version__
 from loadpilot.config import Config, problems_from
 from loadpilot.errors import LoadpilotError, TemporaryError
 from loadpilot.model import Batch, Resource, Sample
+from loadpilot.server.dashboard_api import add_dashboard_api
+from loadpilot.server.dashboard_pages import add_dashboard_pages
 from loadpilot.server.metrics import ServerMetrics
 from loadpilot.server.schemas import (
     BatchBody,
@@ -33,6 +36,7 @@ from loadpilot.server.schemas import (
     SampleOut,
     SeriesOut,
     StatsOut,
+    parse_batch,
 )
 from loadpilot.store import Store, group_stats, window_stats
 from loadpilot.transport.signing import BATCH_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
@@ -78,7 +82,7 @@ def _labels(raw: list[str]) -> dict[str, str]:
 
 def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[], float] = time.time) -> FastAPI:
     """Build the API around an open store; `now` is injectable so tests can move the server's clock."""
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(store)
     read_token = config.server.read_token_value()
 
     @contextlib.asynccontextmanager
@@ -121,6 +125,7 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
         lifespan=lifespan,
     )
     reads = [Depends(require_read)]
+    app.add_middleware(GZipMiddleware, minimum_size=1000)  # the dashboard's JSON shrinks ~5x; small answers stay as is
 
     @app.exception_handler(TemporaryError)
     async def _unavailable(_: Request, exc: TemporaryError) -> JSONResponse:
@@ -175,7 +180,7 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
         return result
 
     def _store_batch(batch_id: str, body: bytes) -> IngestResult:
-        doc = BatchBody.model_validate_json(body)
+        doc = parse_batch(body)
         batch = Batch(
             batch_id,
             doc.agent,
@@ -254,6 +259,7 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
         subject: str | None = None,
         after_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        result: str | None = None,
     ) -> Any:
         """What loadpilot did and saw, newest first."""
         return [
@@ -266,7 +272,7 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
                 result=e.result,
                 details=e.details,
             )
-            for e in store.events(since, kind, subject, after_id, limit)
+            for e in store.events(since, kind, subject, after_id, limit, result=result)
         ]
 
     @app.get(f"{API}/healthz", response_model=Health)
@@ -279,6 +285,10 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
     def prometheus() -> PlainTextResponse:
         """The server's counters in Prometheus text format."""
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    add_dashboard_pages(app)
+
+    add_dashboard_api(app, store, config, require_read, now)
 
     # POST /samples reads its body itself (size and signature come first), so FastAPI does not see BatchBody:
     # add its schema, which the operation's requestBody refers to, to the document's components.

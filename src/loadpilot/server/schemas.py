@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
@@ -70,6 +71,48 @@ class BatchBody(BaseModel):
     ]
     resources: list[ResourceIn] = Field(default_factory=list)
     samples: list[Annotated[SampleIn, WithJsonSchema(_sample_json_schema())]]
+
+
+class _SampleWithoutNul(NamedTuple):
+    """SampleIn's limits but the NUL check: what a body without any escaped NUL needs (see parse_batch)."""
+
+    resource_id: Annotated[str, Field(min_length=1, max_length=256)]
+    metric: Annotated[str, Field(min_length=1, max_length=128)]
+    value: float
+    timestamp: Annotated[float, Field(gt=0, lt=1e11)]
+    unit: Annotated[str, Field(max_length=64)] = ""
+    source: Annotated[str, Field(max_length=64)] = ""
+
+
+class _BatchBodyWithoutNul(BaseModel):
+    model_config = _INPUT
+
+    agent: Name
+    interval: Annotated[float, Field(ge=MIN_INTERVAL_S, le=86400)]
+    resources: list[ResourceIn] = Field(default_factory=list)
+    samples: list[_SampleWithoutNul]
+
+
+class ParsedBatch(NamedTuple):
+    """A checked body of POST /api/v1/samples: each sample a tuple of `model.Sample`'s fields in order."""
+
+    agent: str
+    interval: float
+    resources: list[ResourceIn]
+    samples: Sequence[tuple[str, str, float, float, str, str]]
+
+
+def parse_batch(body: bytes) -> ParsedBatch:
+    """Check a body against BatchBody; ValidationError names each bad field.
+
+    A string in JSON can hold a NUL only as the escape \\u0000, so a body without that escape skips the NUL
+    pattern on each of its thousand samples (a regular expression per string was 40 % of the checking time).
+    """
+    if b"\\u0000" in body:
+        doc = BatchBody.model_validate_json(body)
+        return ParsedBatch(doc.agent, doc.interval, doc.resources, doc.samples)
+    fast = _BatchBodyWithoutNul.model_validate_json(body)
+    return ParsedBatch(fast.agent, fast.interval, fast.resources, fast.samples)
 
 
 class IngestResult(BaseModel):

@@ -61,6 +61,11 @@ def simulate(
     """Replay `rates` (requests/s per step) into a simulated pool scaled by `policy` (or by `settings`)."""
     peak = peak_workers(rates, setup)
     settings = settings or settings_for(policy, setup, peak)
+    if any(check.metric == "query" for check in (settings, *settings.checks)):
+        raise ValueError(
+            'the simulator has no Prometheus: checks with metric = "query" cannot be simulated '
+            "(use cpu, rps_per_worker, latency_p95 or in_flight)"
+        )
     low, high = setup.min_size, max(2 * peak, setup.min_size + 1)
     dt = setup.step_s
     # Every policy starts at the size its target asks for the first minute's busiest second: no cold start.

@@ -268,6 +268,32 @@ class PostgresStore:
             args.append(list(resource_ids))
         return [(rid, ts, value) for rid, ts, value in self._rows(query + " ORDER BY ts, resource_id, slot", args)]
 
+    def buckets(
+        self,
+        metric: str,
+        start: float,
+        end: float,
+        step_s: float,
+        kind: str | None = None,
+        resource_ids: Sequence[str] | None = None,
+    ) -> list[tuple[str, int, float]]:
+        """(resource_id, bucket, mean) of one metric in [start, end), bucket = floor((timestamp - start) / step_s).
+
+        One grouped pass over the (metric, ts) index.
+        """
+        query: LiteralString = "SELECT s.resource_id, floor((s.ts - %s) / %s)::bigint AS b, avg(s.value) FROM samples s"
+        args: list[Any] = [float(start), float(step_s)]
+        if kind is not None:
+            query += " JOIN resources r ON r.id = s.resource_id AND r.kind = %s"
+            args.append(kind)
+        query += " WHERE s.metric = %s AND s.ts >= %s AND s.ts < %s"
+        args += [metric, float(start), float(end)]
+        if resource_ids is not None:
+            query += " AND s.resource_id = ANY(%s::text[])"
+            args.append(list(resource_ids))
+        rows = self._rows(query + " GROUP BY s.resource_id, b ORDER BY s.resource_id, b", args)
+        return [(rid, int(b), float(mean)) for rid, b, mean in rows]
+
     def resources(self, kind: str | None = None, labels: Mapping[str, str] | None = None) -> list[Resource]:
         """The resources seen so far, filtered by kind and labels."""
         query: LiteralString = "SELECT id, kind, labels FROM resources"
@@ -299,19 +325,25 @@ class PostgresStore:
         subject: str | None = None,
         after_id: int | None = None,
         limit: int = 100,
+        *,
+        result: str | None = None,
+        subject_prefix: str | None = None,
     ) -> list[Event]:
         """Events, newest first."""
         query: LiteralString = "SELECT id, time, kind, subject, reason, result, details FROM events WHERE TRUE"
         args: list[Any] = []
-        for cond, value in (
-            (" AND time >= %s", None if since is None else float(since)),
-            (" AND kind = %s", kind),
-            (" AND subject = %s", subject),
-            (" AND id > %s", after_id),
-        ):
-            if value is not None:
+        conditions: tuple[tuple[LiteralString, tuple[Any, ...]], ...] = (
+            (" AND time >= %s", (None if since is None else float(since),)),
+            (" AND kind = %s", (kind,)),
+            (" AND subject = %s", (subject,)),
+            (" AND id > %s", (after_id,)),
+            (" AND result = %s", (result,)),
+            (" AND left(subject, %s) = %s", (None if subject_prefix is None else len(subject_prefix), subject_prefix)),
+        )
+        for cond, values in conditions:
+            if values[-1] is not None:
                 query += cond
-                args.append(value)
+                args.extend(values)
         rows = self._rows(query + " ORDER BY id DESC LIMIT %s", [*args, _limit(limit)])
         return [
             Event(time=t, kind=k, subject=s, reason=r, result=res, details=json.loads(d), id=i)

@@ -264,6 +264,35 @@ class SQLiteStore:
             args.extend(resource_ids)
         return list(self._reader().execute(sql + " ORDER BY s.ts", args))
 
+    def buckets(
+        self,
+        metric: str,
+        start: float,
+        end: float,
+        step_s: float,
+        kind: str | None = None,
+        resource_ids: Sequence[str] | None = None,
+    ) -> list[tuple[str, int, float]]:
+        """(resource_id, bucket, mean) of one metric in [start, end), bucket = floor((timestamp - start) / step_s).
+
+        One grouped pass over the (metric, ts) index; timestamps are >= start, so truncation is the floor.
+        """
+        sql = (
+            "SELECT x.resource_id, CAST((s.ts - ?) / ? AS INTEGER) AS b, avg(s.value) "
+            "FROM samples s JOIN series x ON x.id = s.series"
+        )
+        args: list[object] = [start, step_s]
+        if kind is not None:
+            sql += " JOIN resources r ON r.id = x.resource_id AND r.kind = ?"
+            args.append(kind)
+        sql += " WHERE s.metric_id = (SELECT id FROM metrics WHERE name = ?) AND s.ts >= ? AND s.ts < ?"
+        args += [metric, start, end]
+        if resource_ids is not None:
+            sql += f" AND x.resource_id IN ({','.join('?' * len(resource_ids))})"
+            args.extend(resource_ids)
+        rows = self._reader().execute(sql + " GROUP BY x.resource_id, b ORDER BY x.resource_id, b", args)
+        return [(rid, int(b), float(mean)) for rid, b, mean in rows]
+
     def resources(self, kind: str | None = None, labels: Mapping[str, str] | None = None) -> list[Resource]:
         """The resources seen so far, filtered by kind and labels."""
         sql, args = "SELECT id, kind, labels FROM resources", []
@@ -293,18 +322,24 @@ class SQLiteStore:
         subject: str | None = None,
         after_id: int | None = None,
         limit: int = 100,
+        *,
+        result: str | None = None,
+        subject_prefix: str | None = None,
     ) -> list[Event]:
         """Events, newest first."""
-        where, args = [], []
-        for cond, value in (
-            ("time >= ?", since),
-            ("kind = ?", kind),
-            ("subject = ?", subject),
-            ("id > ?", after_id),
+        where: list[str] = []
+        args: list[object] = []
+        for cond, values in (
+            ("time >= ?", (since,)),
+            ("kind = ?", (kind,)),
+            ("subject = ?", (subject,)),
+            ("id > ?", (after_id,)),
+            ("result = ?", (result,)),
+            ("substr(subject, 1, ?) = ?", (None if subject_prefix is None else len(subject_prefix), subject_prefix)),
         ):
-            if value is not None:
+            if values[-1] is not None:
                 where.append(cond)
-                args.append(value)
+                args.extend(values)
         sql = "SELECT id, time, kind, subject, reason, result, details FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import psutil
 
@@ -33,6 +33,9 @@ from loadpilot.act.pool.state import (
 from loadpilot.config import Config, PoolConfig
 from loadpilot.errors import PermanentError, TemporaryError
 
+if TYPE_CHECKING:
+    from loadpilot.act.pool.metrics import ServeMetrics
+
 POLL_S = 0.1
 T = TypeVar("T")
 
@@ -47,8 +50,9 @@ def is_running(paths: PoolPaths) -> bool:
     return supervisor_pid(paths) is not None
 
 
-def run_foreground(config: Config, pool: PoolConfig) -> None:
-    """Supervise the pool in this process until SIGTERM/SIGINT (what `pool start` runs in the background)."""
+def run_foreground(config: Config, pool: PoolConfig, serve_metrics: ServeMetrics | None = None) -> None:
+    """Supervise the pool in this process until SIGTERM/SIGINT (what `pool start` runs in the background);
+    `serve_metrics` serves the supervisor's /metrics when the pool's metrics_listen is set."""
     from loadpilot.act.pool.front import build_balancer
     from loadpilot.act.pool.supervisor import Supervisor
 
@@ -59,7 +63,7 @@ def run_foreground(config: Config, pool: PoolConfig) -> None:
         stop_leftovers(paths)
         balancer = build_balancer(pool, paths.balancer_dir)
         cwd = config.path(pool.cwd) if pool.cwd else None
-        Supervisor(pool, paths, balancer, cwd=cwd).run()
+        Supervisor(pool, paths, balancer, cwd=cwd, serve_metrics=serve_metrics).run()
     finally:
         lock.release()
 

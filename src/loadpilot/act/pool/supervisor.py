@@ -23,6 +23,7 @@ from typing import Any
 from loadpilot.act.lb.base import Balancer, Route
 from loadpilot.act.pool.cgroup import CpuQuota
 from loadpilot.act.pool.checks import HealthChecks
+from loadpilot.act.pool.metrics import PoolMetrics, ServeMetrics
 from loadpilot.act.pool.ports import PortPicker
 from loadpilot.act.pool.state import (
     Desired,
@@ -61,7 +62,14 @@ class Slot:
 class Supervisor:
     """Runs one pool until asked to stop; `tick()` is one reconcile step."""
 
-    def __init__(self, config: PoolConfig, paths: PoolPaths, balancer: Balancer, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: PoolConfig,
+        paths: PoolPaths,
+        balancer: Balancer,
+        cwd: Path | None = None,
+        serve_metrics: ServeMetrics | None = None,
+    ) -> None:
         self.config = config
         self.paths = paths
         self.balancer = balancer
@@ -74,6 +82,7 @@ class Supervisor:
         self.status = "running"
         self.started_at = time.time()
         self.events: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+        self.metrics = PoolMetrics(config.name, serve_metrics)  # served while run() runs, with metrics_listen
         self.quota = CpuQuota(config.name, config.cpu_quota)
         self.ports = PortPicker(config.host, config.worker_ports, self.event)
         self.uses_port = "{port}" in " ".join(config.command)
@@ -91,6 +100,7 @@ class Supervisor:
 
     def run(self, install_signals: bool = True) -> None:
         """Start the balancer, reconcile until stopped, then drain and stop every worker and the balancer."""
+        self.metrics.start(self.config.metrics_listen)
         if install_signals:
             signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
             signal.signal(signal.SIGINT, lambda *_: self.request_stop())
@@ -107,7 +117,10 @@ class Supervisor:
                 self._wake.wait(self._next_wait())
                 self._wake.clear()
         finally:
-            self._shutdown()
+            try:
+                self._shutdown()
+            finally:
+                self.metrics.stop()
 
     def request_stop(self) -> None:
         """Ask the loop to drain and stop everything (safe from a signal handler)."""
@@ -186,6 +199,7 @@ class Supervisor:
         else:
             self.quota.release(worker.key)
         slot.restarts += 1
+        self.metrics.restarts.inc()
         slot.crashes.append(now)
         while slot.crashes and slot.crashes[0] < now - self.config.restart.window_s:
             slot.crashes.popleft()
@@ -279,6 +293,7 @@ class Supervisor:
         try:
             worker.spawn(self.config, command, (fd,) if fd is not None else (), self.cwd)
         except OSError as exc:
+            self.metrics.spawn_failures.inc()
             self._crashed(slot, worker, f"cannot run {command[0]!r}: {exc.strerror or exc}", now)
             return None
         if self.quota.active:
@@ -391,11 +406,13 @@ class Supervisor:
             events=list(self.events),
         )
         write_state(self.paths, state)
+        self.metrics.published(state)
 
     def event(self, kind: str, subject: str, reason: str, result: str = "ok") -> None:
         """Record what happened and why: in the pool's events.jsonl, in state.json, and in the log."""
         record = {"time": time.time(), "kind": kind, "subject": subject, "reason": reason, "result": result}
         self.events.append(record)
+        self.metrics.event(kind, result)
         self.paths.root.mkdir(parents=True, exist_ok=True)
         with open(self.paths.events, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")

@@ -5,8 +5,8 @@ evaluates every `settings.interval_s` and answers a `Decision` (with a `ScaleTo`
 the state to pass next time. The simulator calls the very same function with a simulated clock.
 """
 
-from loadpilot.decide.scaling.autoscaler import ScalingState, decide_scale
+from loadpilot.decide.scaling.autoscaler import ScalingState, decide_scale, evaluation_due
 from loadpilot.decide.scaling.policies import POLICIES
 from loadpilot.decide.scaling.recommendation import Recommendation
 
-__all__ = ["POLICIES", "Recommendation", "ScalingState", "decide_scale"]
+__all__ = ["POLICIES", "Recommendation", "ScalingState", "decide_scale", "evaluation_due"]

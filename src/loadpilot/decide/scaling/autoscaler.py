@@ -48,6 +48,13 @@ def _hold(view: PoolView, now: float, reason: str, state: ScalingState) -> tuple
     return Decision(f"pool/{view.name}", now, actions, reason, _inputs(view)), state
 
 
+def evaluation_due(settings: AutoscaleConfig, state: ScalingState | None, now: float) -> bool:
+    """True when `decide_scale` would evaluate the checks at `now` (the first time, then every interval_s); a
+    caller reads costly inputs (Prometheus queries) only then."""
+    last = state.evaluated_at if state is not None else None
+    return last is None or now - last >= settings.interval_s - 1e-9
+
+
 def decide_scale(
     view: PoolView, settings: AutoscaleConfig, state: ScalingState | None, now: float
 ) -> tuple[Decision, ScalingState]:
@@ -58,7 +65,8 @@ def decide_scale(
     """
     previous = state or ScalingState()
     subject = f"pool/{view.name}"
-    if previous.evaluated_at is not None and now - previous.evaluated_at < settings.interval_s - 1e-9:
+    if not evaluation_due(settings, previous, now):
+        assert previous.evaluated_at is not None
         wait = previous.evaluated_at + settings.interval_s - now
         return Decision(subject, now, (), f"next evaluation in {wait:.1f} s"), previous
     checks = [settings, *settings.checks]
@@ -76,7 +84,12 @@ def decide_scale(
         return _hold(view, now, f"metrics are stale (newest {now - view.observed_at:.0f} s old); keep", evaluated)
     chosen = arbitrate(view.desired, recommendations)
     if chosen is None:
-        return _hold(view, now, f"no {settings.metric} metric for the ready workers yet; keep", evaluated)
+        missing = (
+            f"no answer to the query {settings.query!r}"
+            if settings.metric == "query"
+            else f"no {settings.metric} metric"
+        )
+        return _hold(view, now, f"{missing} for the ready workers yet; keep", evaluated)
     size, notes, guard = apply_guards(view, chosen, settings, previous.guard, now)
     reason = "; ".join([chosen.reason, *notes])
     inputs = {**_inputs(view), **chosen.inputs, "recommended": chosen.size, "decided": size}

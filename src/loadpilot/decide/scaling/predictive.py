@@ -32,7 +32,7 @@ class PredictiveState:
 
 def demand_now(view: PoolView, check: ScalingCheck, previous: PredictiveState) -> float | None:
     """The pool's load in the metric's units, with requests piling up in its queues added back."""
-    value = view.metric(check.metric)
+    value = view.metric(check.metric, check.query)
     if value is None or view.ready <= 0:
         return None
     load = value * view.ready

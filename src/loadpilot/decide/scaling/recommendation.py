@@ -42,7 +42,7 @@ def within_tolerance(ratio: float, tolerance: float) -> bool:
 
 def usage_ratio(view: PoolView, check: ScalingCheck) -> float | None:
     """The check's metric per worker divided by its target, or None when there is nothing to divide."""
-    value = view.metric(check.metric)
+    value = view.metric(check.metric, check.query)
     if value is None or view.ready <= 0:
         return None
     return value / check.target

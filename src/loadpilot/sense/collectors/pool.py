@@ -1,7 +1,7 @@
 """The pool collector: each worker of the pools supervised on this machine, labelled with its pool.
 
-It reads what the pool supervisors publish in the state dir (pools/<name>/state.json: pid, port, state, and the
-request counters scraped from each worker) and measures each worker's process itself, so the store can
+It reads what the pool supervisors publish in the state dir (pools/<name>/state.json: pid, port, state, restarts,
+and the request counters scraped from each worker) and measures each worker's process itself, so the store can
 aggregate CPU, memory, requests/s, in-flight requests and latency per pool.
 """
 
@@ -87,6 +87,7 @@ class PoolCollector:
             out.add(rid, "cpu.util", cpu, now, "cores", SOURCE)
         out.add(rid, "mem.rss_bytes", stat.rss_bytes, now, "bytes", SOURCE)
         out.add(rid, "worker.ready", 1.0 if w["state"] == "ready" else 0.0, now, "", SOURCE)
+        out.add(rid, "worker.restarts", w.get("restarts", 0), now, "restarts", SOURCE)  # since the supervisor began
         if w.get("requests") is not None:
             out.add(rid, "http.requests_total", w["requests"], now, "requests", SOURCE)
             if (rate := self._rates.rate(req_key, w["requests"], now)) is not None:
