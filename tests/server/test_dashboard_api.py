@@ -148,6 +148,8 @@ def test_overview_counts_hosts_heat_and_pools(api: Api, cluster: list[int]) -> N
         "cpu": 0.4,  # mean of the live workers' (w0 0.6, w1 0.2); w2 is gone
         "rps": 17.0,
         "p95": 0.3,
+        "reporting": True,
+        "last_seen": NOW,
     }
     series = web["series"]
     assert series["t"] == [NOW - 55 + 5 * i for i in range(12)]
@@ -192,6 +194,8 @@ def test_pool_page(make_api: Callable[..., Api], cluster: list[int]) -> None:
         "cpu": 0.4,
         "rps": 17.0,
         "p95": 0.3,
+        "reporting": True,
+        "last_seen": NOW,
     }
     w0, w1, w2 = doc["workers"]
     assert w0 == {
@@ -223,6 +227,14 @@ def test_pool_page(make_api: Callable[..., Api], cluster: list[int]) -> None:
         "min": 1,
         "max": 4,
     }
+
+
+def test_a_pool_that_stopped_reporting_says_so_with_its_last_sizes(api: Api, cluster: list[int]) -> None:
+    api.clock.t = NOW + 60  # the pool's newest reading is a minute old: its supervisor stopped
+    doc = _ok(api, f"{DASH}/pools/web{WINDOW}")
+    assert (doc["latest"]["reporting"], doc["latest"]["last_seen"], doc["latest"]["desired"]) == (False, NOW, 3.0)
+    assert doc["latest"]["rps"] is None  # no live worker left to measure
+    assert {w["state"] for w in doc["workers"]} == {"gone"}
 
 
 @pytest.mark.parametrize(

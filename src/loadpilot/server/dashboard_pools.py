@@ -77,9 +77,13 @@ class PoolFacts:
         ]
 
     def summary(self, pool: Resource) -> dict[str, Any]:
-        """The pool's size now, and the load of its live workers: mean CPU, total requests/s, worst p95."""
+        """The pool's size now, and the load of its live workers: mean CPU, total requests/s, worst p95; `reporting`
+        is false (and the sizes are its last known) when the pool itself has not reported lately (it stopped)."""
         live = self.fresh(pool_name(pool))
+        seen = last_seen(self.latest, pool.id)
         out: dict[str, Any] = {m: value_of(self.latest, pool.id, f"pool.{m}") for m in (*SIZE_METRICS, "failed")}
+        out["reporting"] = seen is not None and seen >= self.fresh_after
+        out["last_seen"] = seen
         for key, (metric, how) in LOAD_METRICS.items():
             values = [v for rid in live if (v := value_of(self.latest, rid, metric)) is not None]
             out[key] = sig(how(values)) if values else None

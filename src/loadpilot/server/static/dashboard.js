@@ -409,7 +409,8 @@
       d.pools.forEach((p, i) => {
         const card = poolsBox.children[i];
         replace(card.querySelector(".numbers"), h("p", { class: "muted" },
-          "size " + (p.size ?? "–") + " · ready " + (p.ready ?? "–") + " · desired " + (p.desired ?? "–") +
+          p.reporting ? null : [badge("not reporting"), " since " + ago(p.last_seen, d.now) + " · last: "],
+          "size " + num(p.size, 0) + " · ready " + num(p.ready, 0) + " · desired " + num(p.desired, 0) +
           " · CPU " + num(p.cpu, 2) + " · " + num(p.rps) + " req/s · p95 " + ms(p.p95)));
         timeChart(card.querySelector(".chart"), "pool:" + p.name, "", p.series.t, [
           { label: "ready", values: p.series.ready, fmt: (v) => num(v, 0), ints: true },
@@ -443,7 +444,7 @@
     live(async () => {
       const d = await api("/dash/pools/" + encodeURIComponent(name), { window_s: windowParam() });
       const l = d.latest;
-      replace(tiles, tile("desired", num(l.desired, 0)), tile("size", num(l.size, 0)), tile("ready", num(l.ready, 0)),
+      replace(tiles, l.reporting ? null : tile("not reporting since", ago(l.last_seen, d.now)), tile("desired", num(l.desired, 0)), tile("size", num(l.size, 0)), tile("ready", num(l.ready, 0)),
         tile("failed", num(l.failed, 0)), tile("CPU / worker", num(l.cpu, 2)), tile("req/s", num(l.rps)), tile("p95", ms(l.p95)));
       const s = d.series;
       const a = d.autoscale;
