@@ -264,3 +264,23 @@ def test_follow_json_waits_for_a_server_that_comes_later(tmp_path: Path) -> None
         assert [json.loads(line)["reason"] for line in out.seen] == ["scaled once it was up"]
         assert _interrupt(proc) == 0
         assert not any("Traceback" in line for line in err.seen), err.seen
+
+
+def test_follow_into_a_reader_that_goes_away_exits_quietly(served: Served) -> None:
+    served.add("scale", "pool/web", "the first line")
+    proc = subprocess.Popen(
+        [str(LOADPILOT), "events", "--follow", "--json", "--config", str(served.config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert "the first line" in proc.stdout.readline().decode()
+        proc.stdout.close()  # as `| head -1` does once it has its line
+        served.add("scale", "pool/web", "nobody reads this")
+        assert proc.wait(timeout=20) == 0
+        assert "Traceback" not in proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

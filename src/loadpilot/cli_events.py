@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -245,6 +247,9 @@ def events(
         try:
             _follow(client, printer, filters, start)
         except KeyboardInterrupt:
+            return
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
             return
         except ReadError as exc:
             typer.echo(str(exc), err=True)
