@@ -39,7 +39,7 @@ def test_a_sim_cluster_is_enabled_in_a_copy_with_absolute_paths_and_a_tick_per_h
 @pytest.mark.parametrize(
     ("url", "speed", "message"),
     [
-        ("vmware:x", None, "--cluster: must start with sim:, libvirt:, openstack:"),
+        ("vmware:x", None, "--cluster: must start with libvirt:, openstack:, sim:"),
         ("sim:trace", 0.0, "--speed: must be > 0"),
         ("openstack:", 10.0, "--speed: only a simulated cluster"),
     ],
@@ -59,7 +59,7 @@ def test_up_exits_2_naming_the_option_before_starting_anything(tmp_path: Path) -
         timeout=60,
     )
     assert done.returncode == 2, done.stderr
-    assert "--cluster: must start with sim:" in done.stderr
+    assert "--cluster: must start with libvirt:, openstack:, sim:" in done.stderr
     assert not (tmp_path / "state" / "logs").exists()
 
 

@@ -57,8 +57,9 @@ def test_decide_does_no_io() -> None:
 
 # Scaling decisions are plain arithmetic: the standard library, the value types and the settings' types only.
 SCALING_MAY_REACH = {"model", "config", "errors", "decide"}
-# The simulator drives decide's code in a simulated world; it never reaches the live machinery.
-SIM_MAY_REACH = {"model", "config", "errors", "clock", "decide", "act", "sim"}
+# The simulator drives decide's code in a simulated world; it never reaches the live machinery. It finds the
+# scaling policies by name as a controller does (plugins: entry points, the standard library only).
+SIM_MAY_REACH = {"model", "config", "errors", "clock", "decide", "act", "sim", "plugins"}
 
 
 def test_scaling_policies_use_the_standard_library_only() -> None:
@@ -82,9 +83,17 @@ def test_sim_reaches_only_the_decision_code_and_value_types() -> None:
 
 
 # act/ turns decisions into effects; it may know the config and the value types, never the store or the server.
-ACT_MAY_REACH = {"model", "config", "errors", "clock", "act"}
+# It finds its balancers by name (plugins: entry points, the standard library only).
+ACT_MAY_REACH = {"model", "config", "errors", "clock", "act", "plugins"}
 # logsift is a workload, not part of loadpilot: it must run with its own dependencies alone.
 LOGSIFT_DEPENDENCIES = {"drain3", "fastapi", "uvicorn", "starlette", "prometheus_client", "pydantic"}
+
+
+def test_plugins_use_the_standard_library_only() -> None:
+    # act/ and sim/ may reach plugins.py because it finds entry points and imports nothing else of loadpilot's.
+    names = _imports(PACKAGE / "plugins.py")
+    foreign = {n for n in names if n != "__future__" and n.split(".")[0] not in sys.stdlib_module_names}
+    assert foreign <= {"loadpilot.errors"}, sorted(foreign)
 
 
 def test_act_reaches_only_model_and_config() -> None:

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from loadpilot.config import CLUSTER_SCHEMES, DEFAULT_CONFIG_NAME, Config, parse_config
+from loadpilot.config import DEFAULT_CONFIG_NAME, Config, cluster_schemes, parse_config
 from loadpilot.errors import ConfigError
 
 MIN_TICK_S = 0.1
@@ -24,8 +24,8 @@ MIN_TICK_S = 0.1
 def cluster_config(config: Config, config_path: Path | None, url: str, speed: float | None) -> Path:
     """Write a copy of the config whose [cluster] is enabled on `url`; its path. ConfigError (naming --cluster
     or --speed) for a url or speed the config would refuse."""
-    if not url.startswith(CLUSTER_SCHEMES):
-        raise ConfigError([f"--cluster: must start with {', '.join(CLUSTER_SCHEMES)} (got {url!r})"])
+    if not url.startswith(schemes := cluster_schemes()):
+        raise ConfigError([f"--cluster: must start with {', '.join(schemes)} (got {url!r})"])
     if speed is not None and not speed > 0:
         raise ConfigError([f"--speed: must be > 0 (got {speed:g})"])
     source = config_path or Path.cwd() / DEFAULT_CONFIG_NAME

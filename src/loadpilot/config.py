@@ -449,7 +449,11 @@ class ControlConfig(_Section):
         return value.rstrip("/")
 
 
-CLUSTER_SCHEMES = ("sim:", "libvirt:", "openstack:")
+def cluster_schemes() -> tuple[str, ...]:
+    """The cluster.url schemes: one per VM actuator registered (`loadpilot.vm_actuators`), e.g. sim:, libvirt:."""
+    from loadpilot import plugins  # entry points, read only when a cluster is configured
+
+    return tuple(f"{name}:" for name in plugins.names(plugins.VM_ACTUATORS))
 
 
 class LibvirtHostEntry(_Section):
@@ -534,8 +538,8 @@ class ClusterConfig(_Section):
 
     @model_validator(mode="after")
     def _usable(self) -> ClusterConfig:
-        if self.url and not self.url.startswith(CLUSTER_SCHEMES):
-            raise ValueError(f"url: must start with {', '.join(CLUSTER_SCHEMES)} (got {self.url!r})")
+        if self.url and not self.url.startswith(schemes := cluster_schemes()):
+            raise ValueError(f"url: must start with {', '.join(schemes)} (got {self.url!r})")
         if self.enabled and not self.url:
             raise ValueError("url: an enabled cluster needs a url (sim:<trace dir>, libvirt: or openstack:)")
         if self.url == "sim:":
@@ -548,7 +552,7 @@ class ClusterConfig(_Section):
 
     @property
     def kind(self) -> str:
-        """sim, libvirt or openstack."""
+        """The url's scheme: the VM actuator's name (sim, libvirt, openstack)."""
         return self.url.split(":", 1)[0]
 
     @property

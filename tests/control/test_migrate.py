@@ -169,7 +169,7 @@ def test_the_cluster_section_is_checked_field_by_field(tmp_path: Path) -> None:
     cases = [
         ({"strategy": "nope"}, "cluster.strategy: unknown strategy 'nope'"),
         ({"colour": "red"}, "cluster.colour: unknown key"),
-        ({"url": "vmware:x"}, "cluster.url: must start with sim:, libvirt:, openstack:"),
+        ({"url": "vmware:x"}, "cluster.url: must start with libvirt:, openstack:, sim:"),
         ({"enabled": True}, "cluster.url: an enabled cluster needs a url"),
         ({"url": "libvirt:", "enabled": True}, "cluster.libvirt.hosts: a libvirt cluster needs"),
         ({"max_migrations": 1, "max_migrations_per_host": 2}, "cluster.max_migrations_per_host: must be <="),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from loadpilot.decide.scaling import ScalingState, decide_scale, hpa, presets
-from tests.decide.views import settings, view
+from loadpilot.decide.scaling import ScalingState, hpa, presets
+from tests.decide.views import decide, settings, view
 
 
 def hpa_check(target: float = 0.1) -> object:
@@ -43,9 +43,9 @@ def test_unready_pods_count_as_zero_on_a_scale_up() -> None:
 def test_default_behaviour_limits_scale_up_to_double_or_plus_four_per_sync() -> None:
     config = presets.hpa("cpu", 0.1)
     assert config.interval_s == 15.0 and config.stabilisation_down_s == 300.0 and config.tolerance == 0.1
-    decision, _ = decide_scale(view(desired=2, cpu=1.0), config, None, 0.0)  # asks for 20
+    decision, _ = decide(view(desired=2, cpu=1.0), config, None, 0.0)  # asks for 20
     assert [a.size for a in decision.actions] == [6]  # 2 + max(2, 4)
-    decision, _ = decide_scale(view(desired=8, cpu=1.0), config, None, 0.0)  # asks for 80 (max 20)
+    decision, _ = decide(view(desired=8, cpu=1.0), config, None, 0.0)  # asks for 80 (max 20)
     assert [a.size for a in decision.actions] == [16]  # 8 + max(8, 4)
 
 
@@ -54,6 +54,6 @@ def test_default_behaviour_scales_down_to_the_highest_recommendation_of_300_s() 
     state: ScalingState | None = None
     sizes = []
     for t, cpu in [(0, 0.5), (15, 0.25), (150, 0.25), (285, 0.25), (315, 0.25)]:
-        decision, state = decide_scale(view(desired=10, cpu=cpu), config, state, float(t))
+        decision, state = decide(view(desired=10, cpu=cpu), config, state, float(t))
         sizes.append(decision.actions[0].size if decision.actions else 10)
     assert sizes == [10, 10, 10, 10, 5]

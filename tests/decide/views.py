@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadpilot import plugins
 from loadpilot.config import AutoscaleConfig
-from loadpilot.model import PoolView
+from loadpilot.decide.scaling import ScalingState, decide_scale, policy_names
+from loadpilot.model import Decision, PoolView
 
 
 def view(**changes: Any) -> PoolView:
@@ -32,3 +34,10 @@ def settings(**changes: Any) -> AutoscaleConfig:
     }
     base.update(changes)
     return AutoscaleConfig.model_validate(base)
+
+
+def decide(
+    pool: PoolView, config: AutoscaleConfig, state: ScalingState | None, now: float
+) -> tuple[Decision, ScalingState]:
+    """decide_scale with the policies `config` names, found through their entry points as a controller finds them."""
+    return decide_scale(pool, config, state, now, plugins.load_each(plugins.SCALING_POLICIES, policy_names(config)))

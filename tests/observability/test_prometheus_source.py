@@ -16,7 +16,6 @@ from loadpilot.control.controller import Controller
 from loadpilot.control.prometheus import PrometheusSource, QueryUnavailable, expand, pool_queries
 from loadpilot.control.seat import Seat
 from loadpilot.coord import CoordSettings
-from loadpilot.decide.scaling import decide_scale
 from loadpilot.errors import TemporaryError
 from loadpilot.model import PoolView, ScaleTo
 from loadpilot.sim.autoscale import simulate
@@ -24,6 +23,7 @@ from loadpilot.sim.autoscale_setup import SimSetup
 from loadpilot.store import Store, open_store
 from tests.act.pool.conftest import RunningPool, pool_config
 from tests.control.conftest import AUTOSCALE
+from tests.decide.views import decide
 from tests.helpers import free_port
 from tests.observability.conftest import Exporter
 from tests.observability.prom import Prometheus, running_prometheus
@@ -143,7 +143,7 @@ def test_a_controller_scales_out_on_a_query_holds_without_data_and_when_promethe
 def test_a_query_is_the_metric_per_worker_the_policy_compares_to_its_target() -> None:
     settings = AutoscaleConfig(enabled=True, metric="query", query=LOAD, target=10.0, stabilisation_down_s=0.0)
     view = PoolView("web", desired=2, size=2, ready=2, min=1, max=8, queries={LOAD: 25.0}, observed_at=100.0)
-    decision, _ = decide_scale(view, settings, None, 100.0)
+    decision, _ = decide(view, settings, None, 100.0)
     assert [a.size for a in decision.actions if isinstance(a, ScaleTo)] == [5]  # ceil(2 x 25 / 10)
     assert view.metric("query", LOAD) == 25.0 and view.metric("query", "other") is None
     checks = [ScalingCheck(metric="query", query=LOAD), ScalingCheck(metric="query", query="up"), ScalingCheck()]

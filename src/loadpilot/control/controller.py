@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from loadpilot import plugins
 from loadpilot.act.pool.state import PoolPaths
 from loadpilot.config import Config, PoolConfig
 from loadpilot.control.actuate import apply_scale
@@ -35,7 +36,7 @@ from loadpilot.control.prometheus import PrometheusSource, QueryUnavailable, exp
 from loadpilot.control.retry import Backoff
 from loadpilot.control.status import ControllerStatus, PoolControlStatus, write_status
 from loadpilot.coord import Leadership
-from loadpilot.decide.scaling import ScalingState, decide_scale, evaluation_due
+from loadpilot.decide.scaling import Policy, ScalingState, decide_scale, evaluation_due, policy_names
 from loadpilot.errors import PermanentError, StaleEpochError, TemporaryError
 from loadpilot.metrics_http import MetricsListener, serve_metrics
 from loadpilot.model import Decision, PoolView, ScaleTo
@@ -63,6 +64,7 @@ class PoolControl:
     last_reason: str = ""
     attempts: int = 0
     queries: list[str] = field(default_factory=list)  # the Prometheus queries of its checks (metric = "query")
+    policies: dict[str, Policy] = field(default_factory=dict)  # its checks' policies, by name (entry points)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Controller:
             backoff = Backoff(control.retry_initial_s, control.retry_max_s)
             self.pools[pool.name] = PoolControl(pool, paths, PoolObserver(pool, paths), backoff)
             self.pools[pool.name].queries = pool_queries(pool)
+            self.pools[pool.name].policies = plugins.load_each(plugins.SCALING_POLICIES, policy_names(pool.autoscale))
         if control.prometheus_url and any(c.queries for c in self.pools.values()):
             self.prometheus = PrometheusSource(control.prometheus_url, control.prometheus_timeout_s)
 
@@ -205,7 +208,7 @@ class Controller:
             self._hold(control, now, str(exc), {})
             return
         control.view = view
-        decision, state = decide_scale(view, control.pool.autoscale, control.state, now)
+        decision, state = decide_scale(view, control.pool.autoscale, control.state, now, control.policies)
         evaluated = state.evaluated_at != (control.state.evaluated_at if control.state else None)
         actions = [a for a in decision.actions if isinstance(a, ScaleTo)]
         if evaluated or actions:

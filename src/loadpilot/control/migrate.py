@@ -23,11 +23,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
+from loadpilot import plugins
 from loadpilot.act.fencing import EpochFence
-from loadpilot.act.vm.base import MigrationLimitError, MigrationProgress, MigrationSlots, VmActuator
+from loadpilot.act.vm.base import (
+    Inventory,
+    MigrationLimitError,
+    MigrationProgress,
+    MigrationSlots,
+    ViewSource,
+    VmActuator,
+    VmDriver,
+)
 from loadpilot.config import ClusterConfig, Config
 from loadpilot.control.events import EventLog, reason_kind
 from loadpilot.decide.vms.strategies import PlanState, StrategyError, StrategySettings, plan, strategy_for
@@ -38,14 +46,6 @@ from loadpilot.store import Store
 log = logging.getLogger(__name__)
 
 STARTED_KEPT = 10_000  # migrations remembered for `loadpilot up` and tests (events keep them all)
-
-
-class ViewSource(Protocol):
-    """Something that can say what the cluster looks like now (None: nothing to decide on yet)."""
-
-    def __call__(self, now: float) -> ClusterView | None:
-        """The cluster at `now`."""
-        ...
 
 
 class Leader(Protocol):
@@ -76,41 +76,26 @@ def settings_of(cluster: ClusterConfig) -> StrategySettings:
 def open_cluster(
     config: Config, store: Store | None, clock: Callable[[], float] = time.time
 ) -> tuple[VmActuator, ViewSource]:
-    """The actuator the [cluster] section names, and where its views come from; ConfigError for a bad setting,
-    MissingDependencyError for a driver whose library is not installed, TemporaryError for a host not answering."""
+    """The actuator the [cluster] section names (the `loadpilot.vm_actuators` entry point of its url's scheme), and
+    where its views come from; ConfigError for a bad setting, MissingDependencyError for a driver whose library is
+    not installed, TemporaryError for a host not answering."""
     cluster = config.cluster
-    settings = settings_of(cluster)
+    settings_of(cluster)  # checks cluster.strategy (ConfigError naming it)
+    try:
+        driver: VmDriver = plugins.load(plugins.VM_ACTUATORS, cluster.kind)
+    except PermanentError as exc:
+        raise ConfigError([f"cluster.url: {exc}"]) from None
+    if driver.store and store is None:
+        raise ConfigError([f"cluster.url: a {cluster.kind} cluster is observed through the store; none is open"])
     fence = EpochFence(config.state_path / "vm" / cluster.name / "epoch.json", f"cluster {cluster.name}")
     slots = MigrationSlots(cluster.max_migrations, cluster.max_migrations_per_host)
-    if cluster.kind == "sim":
-        from loadpilot.sim.cluster_actuator import SimCluster
-        from loadpilot.sim.planetlab import load_traces
-        from loadpilot.sim.vm_model import HonestSetup
-
-        trace = config.path(cluster.sim_trace)
-        try:
-            traces = load_traces(Path(trace))
-        except PermanentError as exc:
-            raise ConfigError([f"cluster.url: {exc}"]) from None
-        setup = HonestSetup(hosts=cluster.sim.hosts, interval_s=cluster.interval_s)
-        sim = SimCluster(traces, setup, settings, fence, slots, cluster.sim.speed, cluster.name, clock)
-        return sim, sim.view
-    if store is None:
-        raise ConfigError([f"cluster.url: a {cluster.kind} cluster is observed through the store; none is open"])
+    actuator, seen = driver.open(config, fence, slots, clock)
+    if not isinstance(seen, Inventory):
+        return actuator, seen
+    assert store is not None, f"the {cluster.kind} VM actuator answers an Inventory but declares store=False"
     from loadpilot.control.cluster_view import InventoryView
 
-    actuator: VmActuator
-    if cluster.kind == "libvirt":
-        from loadpilot.act.vm.libvirt import LibvirtCluster, LibvirtHost
-
-        lv = cluster.libvirt
-        hosts = [LibvirtHost(h.name, h.uri, h.migrate_uri) for h in lv.hosts]
-        actuator = LibvirtCluster(cluster.name, hosts, fence, slots, lv.migration, lv.bandwidth_mib_s, clock)
-        return actuator, InventoryView(actuator, store, cluster.interval_s, lv.power_model, lv.bandwidth_mib_s)
-    from loadpilot.act.vm.openstack import NovaCluster
-
-    actuator = NovaCluster.from_config(cluster.name, cluster.openstack, fence, slots, clock)
-    return actuator, InventoryView(actuator, store, cluster.interval_s, cluster.openstack.power_model, 0)
+    return actuator, InventoryView(actuator, store, cluster.interval_s, seen.power_model, seen.bandwidth_mib_s)
 
 
 @dataclass

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from loadpilot import plugins
 from loadpilot.config import AutoscaleConfig
-from loadpilot.decide.scaling import ScalingState, decide_scale
+from loadpilot.decide.scaling import ScalingState, decide_scale, policy_names
 from loadpilot.model import Decision, ScaleTo
 from loadpilot.sim.autoscale_setup import SimSetup, settings_for
 from loadpilot.sim.elasticity import demand_workers, elasticity
@@ -61,6 +62,7 @@ def simulate(
     """Replay `rates` (requests/s per step) into a simulated pool scaled by `policy` (or by `settings`)."""
     peak = peak_workers(rates, setup)
     settings = settings or settings_for(policy, setup, peak)
+    policies = plugins.load_each(plugins.SCALING_POLICIES, policy_names(settings))  # found by name, as live
     if any(check.metric == "query" for check in (settings, *settings.checks)):
         raise ValueError(
             'the simulator has no Prometheus: checks with metric = "query" cannot be simulated '
@@ -91,7 +93,7 @@ def simulate(
         due = state is None or state.evaluated_at is None or end - state.evaluated_at >= settings.interval_s - 1e-9
         if observer.readings and due:
             view = observer.view(POOL_NAME, pool, low, high, window, end)
-            decision, state = decide_scale(view, settings, state, end)
+            decision, state = decide_scale(view, settings, state, end, policies)
             for action in decision.actions:
                 if isinstance(action, ScaleTo):
                     pool.scale_to(action.size, end)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -28,13 +29,16 @@ from loadpilot.act.vm.base import (
     MigrationBook,
     MigrationProgress,
     MigrationSlots,
+    ViewSource,
+    VmDriver,
     VmNotFoundError,
     check_resize,
 )
+from loadpilot.config import Config
 from loadpilot.decide.vms.strategies import StrategySettings, strategy_for
-from loadpilot.errors import PermanentError
+from loadpilot.errors import ConfigError, PermanentError
 from loadpilot.model import ClusterView, Migrate, Resize
-from loadpilot.sim.planetlab import Traces
+from loadpilot.sim.planetlab import Traces, load_traces
 from loadpilot.sim.vm_cloudsim import HISTORY
 from loadpilot.sim.vm_model import HonestSetup, HonestWorld
 from loadpilot.sim.vm_view import MB, view_of
@@ -177,3 +181,25 @@ class SimCluster:
 
     def close(self) -> None:
         """Nothing to let go of."""
+
+
+def _open(
+    config: Config, fence: EpochFence, slots: MigrationSlots, clock: Callable[[], float]
+) -> tuple[SimCluster, ViewSource]:
+    cluster = config.cluster
+    settings = StrategySettings(  # as control/migrate.py settings_of, which has checked them
+        strategy=cluster.strategy,
+        max_migrations=cluster.max_migrations,
+        max_per_host=cluster.max_migrations_per_host,
+        seed=cluster.seed,
+    )
+    try:
+        traces = load_traces(Path(config.path(cluster.sim_trace)))
+    except PermanentError as exc:
+        raise ConfigError([f"cluster.url: {exc}"]) from None
+    setup = HonestSetup(hosts=cluster.sim.hosts, interval_s=cluster.interval_s)
+    sim = SimCluster(traces, setup, settings, fence, slots, cluster.sim.speed, cluster.name, clock)
+    return sim, sim.view
+
+
+DRIVER = VmDriver(_open, store=False)  # `sim:<PlanetLab day dir or CSV>`: the simulated cluster, its own view

@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from loadpilot.act.fencing import EpochFence
+from loadpilot.config import Config
 from loadpilot.errors import PermanentError, TemporaryError
-from loadpilot.model import Migrate, Resize
+from loadpilot.model import ClusterView, Migrate, Resize
 
 MigrationState = Literal["running", "completed", "failed"]
 
@@ -216,3 +217,41 @@ def check_resize(action: Resize) -> None:
         raise PermanentError(f"resize of {action.vm}: vcpus must be >= 1 (got {action.vcpus})")
     if action.memory is not None and action.memory < 1024 * 1024:
         raise PermanentError(f"resize of {action.vm}: memory must be >= 1 MiB (got {action.memory} bytes)")
+
+
+# --- plug-ins: the `loadpilot.vm_actuators` entry points, named as the cluster.url schemes they open -------------
+
+
+class ViewSource(Protocol):
+    """Something that can say what the cluster looks like now (None: nothing to decide on yet)."""
+
+    def __call__(self, now: float) -> ClusterView | None:
+        """The cluster at `now`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """A cluster observed through its actuator's inventory and its VMs' CPU samples in the store
+    (control/cluster_view.py), with its hosts' power model and the migrations' bandwidth (MiB/s, 0: the default)."""
+
+    power_model: str
+    bandwidth_mib_s: int = 0
+
+
+Opener = Callable[[Config, EpochFence, MigrationSlots, Callable[[], float]], tuple[VmActuator, ViewSource | Inventory]]
+
+
+@dataclass(frozen=True, slots=True)
+class VmDriver:
+    """A `loadpilot.vm_actuators` entry: `open(config, fence, slots, clock)` builds the actuator [cluster] names
+    and says how the cluster is seen: a ViewSource of its own (the simulated cluster) or an Inventory (the store).
+
+    What it declares: `store`, that it is observed through the store (so a controller without one is told before
+    anything is opened); `requires`, the loadpilot extra whose library it imports when it opens ("" none: a missing
+    one is a MissingDependencyError naming it).
+    """
+
+    open: Opener
+    store: bool = True
+    requires: str = ""

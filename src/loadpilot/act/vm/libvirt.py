@@ -27,12 +27,15 @@ from loadpilot.act.fencing import EpochFence
 from loadpilot.act.vm.base import (
     Domain,
     HostInfo,
+    Inventory,
     MigrationBook,
     MigrationProgress,
     MigrationSlots,
+    VmDriver,
     VmNotFoundError,
     check_resize,
 )
+from loadpilot.config import Config
 from loadpilot.errors import MissingDependencyError, PermanentError, TemporaryError
 from loadpilot.model import Migrate, Resize
 
@@ -278,3 +281,15 @@ def _combined(flags: list[int]) -> int:
 def hosts_from(mapping: Mapping[str, str]) -> list[LibvirtHost]:
     """Hosts from a name -> URI mapping."""
     return [LibvirtHost(name, uri) for name, uri in mapping.items()]
+
+
+def _open(
+    config: Config, fence: EpochFence, slots: MigrationSlots, clock: Callable[[], float]
+) -> tuple[LibvirtCluster, Inventory]:
+    lv = config.cluster.libvirt
+    hosts = [LibvirtHost(h.name, h.uri, h.migrate_uri) for h in lv.hosts]
+    actuator = LibvirtCluster(config.cluster.name, hosts, fence, slots, lv.migration, lv.bandwidth_mib_s, clock)
+    return actuator, Inventory(lv.power_model, lv.bandwidth_mib_s)
+
+
+DRIVER = VmDriver(_open, store=True, requires="libvirt")  # `libvirt:`: the hosts of [cluster.libvirt]

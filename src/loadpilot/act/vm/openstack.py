@@ -21,13 +21,15 @@ from loadpilot.act.fencing import EpochFence
 from loadpilot.act.vm.base import (
     Domain,
     HostInfo,
+    Inventory,
     MigrationBook,
     MigrationProgress,
     MigrationSlots,
+    VmDriver,
     VmNotFoundError,
     check_resize,
 )
-from loadpilot.config import OpenStackClusterConfig
+from loadpilot.config import Config, OpenStackClusterConfig
 from loadpilot.errors import MissingDependencyError, PermanentError, TemporaryError
 from loadpilot.model import Migrate, Resize
 
@@ -229,3 +231,14 @@ def _translated(what: str) -> Iterator[None]:
         if isinstance(exc, exceptions.SDKException | ksa.ClientException | OSError):
             raise TemporaryError(f"{what}: {detail}") from None
         raise
+
+
+def _open(
+    config: Config, fence: EpochFence, slots: MigrationSlots, clock: Callable[[], float]
+) -> tuple[NovaCluster, Inventory]:
+    cluster = config.cluster
+    actuator = NovaCluster.from_config(cluster.name, cluster.openstack, fence, slots, clock)
+    return actuator, Inventory(cluster.openstack.power_model)
+
+
+DRIVER = VmDriver(_open, store=True, requires="openstack")  # `openstack:`: Nova, [cluster.openstack]

@@ -5,13 +5,13 @@ This is what a controller calls every tick, and what the simulator calls every s
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from loadpilot.config import AutoscaleConfig
 from loadpilot.decide.scaling.arbitration import arbitrate
 from loadpilot.decide.scaling.guards import GuardState, apply_guards
-from loadpilot.decide.scaling.policies import POLICIES
-from loadpilot.decide.scaling.recommendation import Inputs, Recommendation
+from loadpilot.decide.scaling.recommendation import Inputs, Policy, Recommendation
 from loadpilot.model import Decision, PoolView, ScaleTo
 
 # Metrics older than this many evaluation intervals (or windows) are not acted upon: the sensing chain is broken.
@@ -55,13 +55,24 @@ def evaluation_due(settings: AutoscaleConfig, state: ScalingState | None, now: f
     return last is None or now - last >= settings.interval_s - 1e-9
 
 
+def policy_names(settings: AutoscaleConfig) -> Iterable[str]:
+    """The scaling policies `settings` use (its own and its checks'): the names `decide_scale` looks up."""
+    return {settings.policy, *(check.policy for check in settings.checks)}
+
+
 def decide_scale(
-    view: PoolView, settings: AutoscaleConfig, state: ScalingState | None, now: float
+    view: PoolView,
+    settings: AutoscaleConfig,
+    state: ScalingState | None,
+    now: float,
+    policies: Mapping[str, Policy],
 ) -> tuple[Decision, ScalingState]:
     """Decide one pool's size: every `settings.interval_s`, the safest answer of its checks, through the guards.
 
     Call it every tick with the pool's latest view and the state it returned last time (None the first time).
     Between evaluations it answers a decision without actions. A ScaleTo is there only when the size changes.
+    `policies` holds the policy of each name `policy_names(settings)` gives: the caller finds them by name (the
+    `loadpilot.scaling_policies` entry points) once, this code stays pure.
     """
     previous = state or ScalingState()
     subject = f"pool/{view.name}"
@@ -74,7 +85,7 @@ def decide_scale(
     recommendations: list[Recommendation] = []
     new_states: list[object | None] = []
     for check, check_state in zip(checks, states, strict=True):
-        recommendation, new_state = POLICIES[check.policy](view, check, check_state, now)
+        recommendation, new_state = policies[check.policy](view, check, check_state, now)
         new_states.append(new_state)
         if recommendation is not None:
             recommendations.append(recommendation)
