@@ -404,7 +404,8 @@
           if (key.startsWith("pool:")) { chart.plot.destroy(); charts.delete(key); }
         }
         replace(poolsBox, d.pools.map((p) => h("section", { class: "panel", "data-pool": p.name },
-          h("h2", {}, poolLink(p.name)), h("div", { class: "numbers" }), h("div", { class: "chart" }))));
+          h("h2", {}, poolLink(p.name)), h("div", { class: "numbers" }),
+          h("div", { class: "chart size" }), h("div", { class: "chart load" }))));
       }
       d.pools.forEach((p, i) => {
         const card = poolsBox.children[i];
@@ -412,11 +413,16 @@
           p.reporting ? null : [badge("not reporting"), " since " + ago(p.last_seen, d.now) + " · last: "],
           "size " + num(p.size, 0) + " · ready " + num(p.ready, 0) + " · desired " + num(p.desired, 0) +
           " · CPU " + num(p.cpu, 2) + " · " + num(p.rps) + " req/s · p95 " + ms(p.p95)));
-        timeChart(card.querySelector(".chart"), "pool:" + p.name, "", p.series.t, [
+        timeChart(card.querySelector(".chart.size"), "pool:" + p.name + ":size", "", p.series.t, [
           { label: "ready", values: p.series.ready, fmt: (v) => num(v, 0), ints: true },
+          { label: "size", values: p.series.size, fmt: (v) => num(v, 0) },
           { label: "desired", values: p.series.desired, dash: [4, 3], fmt: (v) => num(v, 0) },
           { label: "req/s", values: p.series.rps, right: true },
-        ], 170);
+        ], 160);
+        timeChart(card.querySelector(".chart.load"), "pool:" + p.name + ":load", "", p.series.t, [
+          { label: "CPU / worker", values: p.series.cpu, fmt: (v) => num(v, 2) },
+          { label: "p95", values: p.series.p95, right: true, fmt: ms, axis: ms },
+        ], 130);
       });
     }
   }
