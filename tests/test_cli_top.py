@@ -147,7 +147,7 @@ def test_build_top_sorts_by_cpu_and_leaves_out_what_went_quiet() -> None:
         _latest("pool/web/w1", "cpu.util", 0.3, now),
     ]
     events = [{"id": i, "time": now, "kind": "k", "subject": "s", "reason": str(i), "result": "ok"} for i in (3, 1, 2)]
-    data = build_top(resources, latest, events, now, shown_events=2)
+    data = build_top(resources, latest, events, now, 120.0, shown_events=2)
     assert [h.id for h in data.hosts] == ["h-busy", "h-idle", "h-new"]
     assert [(p.name, p.size, p.desired, p.cpu, p.rps, p.p95_s) for p in data.pools] == [
         ("web", 1, None, 0.3, None, None)
@@ -159,7 +159,7 @@ def test_render_top_keeps_to_the_hosts_that_fit() -> None:
     ids = [f"h{i:03d}" for i in range(200)]
     hosts: list[dict[str, Any]] = [{"id": h, "kind": "host", "labels": {}} for h in ids]
     latest = [_latest(h, "cpu.util", i / 200, 100.0) for i, h in enumerate(ids)]
-    data = build_top(hosts, latest, [], 100.0)
+    data = build_top(hosts, latest, [], 100.0, 120.0)
     assert isinstance(data, TopData) and len(data.hosts) == 200
     fit = hosts_that_fit(data, 40)
     console = Console(width=120, record=True, file=io.StringIO())

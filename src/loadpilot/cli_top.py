@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from loadpilot.cli_events import ConfigOpt, ReadError, ServerOpt, events_table, get_json, plain
+from loadpilot.model import stale_after_s
 
 if TYPE_CHECKING:
     import httpx
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 EXIT_UNREACHABLE = 1
-STALE_S = 120.0
 SHOWN_EVENTS = 6
 BAR_WIDTH = 20
 HOST_METRICS = ("cpu.util", "mem.util")
@@ -98,11 +98,12 @@ def build_top(
     latest: list[dict[str, Any]],
     events: list[dict[str, Any]],
     now: float,
+    stale_s: float,
     server: str = "",
-    stale_s: float = STALE_S,
     shown_events: int = SHOWN_EVENTS,
 ) -> TopData:
-    """A frame from the API's answers: /resources (hosts, pools, workers), /latest samples and /events."""
+    """A frame from the API's answers: /resources (hosts, pools, workers), /latest samples and /events; readings
+    older than `stale_s` are left out."""
     values = _fresh_values(latest, now, stale_s)
     hosts = []
     for r in resources:
@@ -153,13 +154,14 @@ def build_top(
     return TopData(now, server, hosts, pools, recent)
 
 
-def fetch_top(client: httpx.Client, now: float, server: str = "") -> TopData:
-    """Ask the server for what a frame needs (a few small reads) and build it."""
+def fetch_top(client: httpx.Client, now: float, stale_s: float, server: str = "") -> TopData:
+    """Ask the server for what a frame needs (a few small reads) and build it; readings older than `stale_s` are
+    left out (what stopped reporting)."""
     resources = [r for kind in KINDS for r in get_json(client, "/resources", {"kind": kind})]
     metrics = dict.fromkeys((*HOST_METRICS, *POOL_METRICS, *WORKER_METRICS))
     latest = [s for metric in metrics for s in get_json(client, "/latest", {"metric": metric})]
     events = get_json(client, "/events", {"limit": SHOWN_EVENTS})
-    return build_top(resources, latest, events, now, server)
+    return build_top(resources, latest, events, now, stale_s, server)
 
 
 def bar(fraction: float | None, width: int = BAR_WIDTH) -> Text:
@@ -251,10 +253,11 @@ def top(
         raise typer.BadParameter("--json needs --once", param_hint="--json")
     config = _load(config_path)
     url = server_url(config, server)
+    stale_s = stale_after_s(config.agent.interval_s)
     console = Console()
     with read_client(config, url) as client:
         try:
-            data = fetch_top(client, time.time(), url)
+            data = fetch_top(client, time.time(), stale_s, url)
         except ReadError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(EXIT_UNREACHABLE) from None
@@ -270,7 +273,7 @@ def top(
                 while True:
                     error = None
                     try:
-                        data = fetch_top(client, time.time(), url)
+                        data = fetch_top(client, time.time(), stale_s, url)
                     except ReadError as exc:
                         if exc.permanent:
                             raise

@@ -83,6 +83,13 @@ class Event:
     id: int | None = None
 
 
+def stale_after_s(interval_s: float) -> float:
+    """How old a resource's newest reading may be before readers (the dashboard, `loadpilot top`) count it gone:
+    three sampling intervals, and at least 30 s (an agent may sample less often than the reader's config says,
+    and a batch takes a moment to arrive)."""
+    return max(3 * interval_s, 30.0)
+
+
 # The per-worker metrics a scaling policy may track (PoolView.metric); "query" is a Prometheus query's answer.
 POOL_METRICS = ("cpu", "rps_per_worker", "latency_p95", "in_flight", "query")
 

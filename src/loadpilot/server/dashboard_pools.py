@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadpilot.config import Config, PoolConfig
-from loadpilot.model import Resource, Sample
+from loadpilot.model import Resource, Sample, stale_after_s
 from loadpilot.server.dashboard_data import (
     Series,
     Window,
@@ -32,8 +32,6 @@ LOAD_METRICS: dict[str, tuple[str, Combine]] = {
     "p95": ("http.latency_p95", max),
 }
 DEMAND_METRICS = {"cpu": "cpu.util", "rps_per_worker": "http.requests_rate", "in_flight": "http.in_flight"}
-GONE_AFTER_INTERVALS = 3  # a worker with no sample for this many agent intervals is gone ...
-GONE_AFTER_MIN_S = 30.0  # ... and at least this long (agents may sample less often than the server's config says)
 
 
 def pool_name(pool: Resource) -> str:
@@ -59,7 +57,7 @@ class PoolFacts:
             by_pool.setdefault(w.labels.get("pool", ""), []).append(w)
         ids = [p.id for p in pools] + [w.id for ws in by_pool.values() for w in ws]
         latest = latest_by_resource(store.latest(resource_ids=ids)) if ids else {}
-        return cls(pools, by_pool, latest, now - max(GONE_AFTER_INTERVALS * interval_s, GONE_AFTER_MIN_S))
+        return cls(pools, by_pool, latest, now - stale_after_s(interval_s))
 
     def worker_ids(self, name: str | None = None) -> list[str]:
         """The ids of a pool's workers (of every pool's when `name` is None), gone ones included."""
