@@ -112,3 +112,42 @@ def test_holt_forecast_by_weights_equals_the_recursion() -> None:
     history = rng.uniform(0, 1, (50, 30))
     length = rng.integers(1, 31, 50)
     assert np.allclose(ewma_forecast(history, length, 0.5), _holt(history, length, 0.5, 1.0))
+
+
+@pytest.mark.parametrize(
+    "detector",
+    [StaticThreshold(0.8), AdaptiveThreshold("iqr", 1.5), AdaptiveThreshold("mad", 2.5)],
+    ids=["thr", "iqr", "mad"],
+)
+def test_one_hosts_verdict_alone_is_exactly_the_one_among_many(detector: StaticThreshold | AdaptiveThreshold) -> None:
+    rng = np.random.default_rng(3)
+    history = np.round(rng.uniform(0, 1, (400, 30)), 2)  # ties, as in the PlanetLab percentages
+    history[rng.random((400, 30)) < 0.1] = 0.0
+    history[:100, 20:] = 0.0  # short histories: some under 12 values, lengths differ between hosts
+    history[100:110, 5:] = 0.0
+    length = trimmed_length(history)
+    utilisation = rng.uniform(0.5, 1.1, 400)
+    verdicts, thresholds = detector.evaluate(HostSeries(utilisation, history, length, np.ones(400)))
+    for verdict, threshold, u, row, n in zip(verdicts, thresholds, utilisation, history, length, strict=True):
+        assert detector.evaluate_one(float(u), row.tolist(), int(n)) == bool(verdict)
+        assert detector.evaluate_one(float(threshold), row.tolist(), int(n)) is False  # at the threshold: not over
+    for k in (1, 7, 30):  # the same host among others gets the same verdict
+        some = HostSeries(utilisation[:k], history[:k], length[:k], np.ones(k))
+        assert detector.evaluate(some)[0].tolist() == verdicts[:k].tolist()
+
+
+def test_detectors_built_on_matrix_products_tell_no_verdict_alone() -> None:
+    assert LocalRegression(1.2).evaluate_one(0.9, [0.5] * 10, 10) is None
+    assert KOfN(0.8).evaluate_one(0.9, [0.9] * 30, 30) is None
+
+
+def test_power_curves_price_many_hosts_as_the_tables_price_one() -> None:
+    from loadpilot.decide.vms.power import PowerCurves, table_matrix
+
+    curves = PowerCurves(table_matrix([HP_G4, HP_G5]))
+    u = np.concatenate([np.linspace(-0.2, 1.2, 281), [0.55, 0.1, 0.3, 0.7]])
+    kind = np.arange(len(u)) % 2
+    watts = curves.power(kind, u)
+    assert watts.tolist() == [(HP_G4, HP_G5)[k].power(float(x)) for k, x in zip(kind, u, strict=True)]
+    inside = (u >= 0) & (u <= 1)
+    assert curves.power_from(kind[inside] * curves.width, u[inside]).tolist() == watts[inside].tolist()

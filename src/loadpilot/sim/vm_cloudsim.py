@@ -121,10 +121,14 @@ class CloudSimWorld:
             vm_migrating=self.migrating & alive,
         )
 
-    def remove_finished(self, r: Floats) -> None:
-        """CloudSim treats a VM asking for exactly 0 (and not migrating) as finished, and removes it for good."""
+    def remove_finished(self, r: Floats) -> bool:
+        """CloudSim treats a VM asking for exactly 0 (and not migrating) as finished, and removes it for good;
+        whether any was."""
         gone = (self.host >= 0) & ~self.migrating & (r == 0)
+        if not gone.any():
+            return False
         self.host[gone] = -1
+        return True
 
     # -- decisions ------------------------------------------------------------------------------------------
     def snapshot(self, r: Floats, pre: HostState) -> VmCluster:
@@ -247,8 +251,8 @@ def run_cloudsim(traces: Traces, settings: StrategySettings, setup: CloudSimSetu
         world.history = np.roll(world.history, 1, axis=1)
         world.history[:, 0] = np.where(world.host >= 0, r / world.mips, 0.0)
         world.history_len = min(world.history_len + 1, HISTORY)
-        world.remove_finished(r)
-        chosen = run.decide(world.snapshot(r, world.state(r)), t)
+        removed = world.remove_finished(r)
+        chosen = run.decide(world.snapshot(r, world.state(r) if removed else pre), t)
         world.start(chosen, t)
         post = world.state(r)
         acc.moment(post)

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from loadpilot.decide.vms.cluster import VmCluster
 from loadpilot.decide.vms.place import Migration
-from loadpilot.decide.vms.power import power_of
+from loadpilot.decide.vms.power import PowerCurves
 from loadpilot.decide.vms.strategies import PlanState, StrategySettings, plan_cluster
 
 Floats = NDArray[np.float64]
@@ -83,7 +83,7 @@ class Accumulator:
     def __init__(self, capacity: Floats, power_kind: Ints, power_watts: Floats, threshold: float) -> None:
         self.capacity = capacity
         self.power_kind = power_kind
-        self.power_watts = power_watts
+        self.curves = PowerCurves(power_watts)
         self.threshold = threshold
         self.energy_ws = 0.0
         self.active_s = 0.0
@@ -109,8 +109,8 @@ class Accumulator:
         if dt <= 0:
             return
         active = start.utilisation > 0
-        p0 = power_of(self.power_watts, self.power_kind, start.utilisation)
-        p1 = power_of(self.power_watts, self.power_kind, end_utilisation)
+        p0 = self.curves.power(self.power_kind, start.utilisation)
+        p1 = self.curves.power(self.power_kind, end_utilisation)
         self.energy_ws += float(((p0 + (p1 - p0) / 2) * dt)[active].sum())
         self.active_s += float(active.sum()) * dt
         self.violation_s += float((active & (start.allocated < start.requested)).sum()) * dt

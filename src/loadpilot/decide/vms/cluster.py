@@ -8,12 +8,13 @@ fraction of a host's CPU. A VM's history is its CPU use as a fraction of its own
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
 
 from loadpilot.decide.vms.detect import HISTORY_WIDTH, HostSeries, trimmed_length
-from loadpilot.decide.vms.power import power_of
+from loadpilot.decide.vms.power import PowerCurves
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.intp]
@@ -134,7 +135,9 @@ class Plan:
     `alloc` is the CPU allocated on each host (CloudSim's getUtilizationOfCpuMips), `avail` what is left,
     `requested` the sum of requests, `history` the host's utilisation history (sum of its VMs'), `length` its
     length once trailing zeros are cut (the longest of its VMs', as histories are never negative), `ram_used` the
-    memory its VMs take. Adding and removing VMs keeps them all current.
+    memory its VMs take, `groups` the anti-affinity groups on it (kept only when the cluster has groups). Adding
+    and removing VMs keeps them all current. `pool` is the hosts a placement looks at, `pool_capacity`, `pool_pe`
+    and `pool_ram` their CPU, core size and memory; `version` counts the changes.
     """
 
     cluster: VmCluster
@@ -152,6 +155,10 @@ class Plan:
     peak: Floats | None = None
     vm_peak: Floats | None = None
     pool: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    pool_capacity: Floats = field(default_factory=lambda: np.zeros(0))
+    pool_pe: Floats = field(default_factory=lambda: np.zeros(0))
+    pool_ram: Floats = field(default_factory=lambda: np.zeros(0))
+    version: int = 0
     _host_class: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     _spares_left: dict[int, int] = field(default_factory=dict)
     _spare: int = 0
@@ -163,8 +170,8 @@ class Plan:
         placed = np.flatnonzero(c.vm_host >= 0)
         order = placed[np.lexsort((c.vm_order[placed], c.vm_host[placed]))]
         host_vms: list[list[int]] = [[] for _ in range(c.hosts)]
-        for v in order.tolist():
-            host_vms[int(c.vm_host[v])].append(v)
+        for v, h in zip(order.tolist(), c.vm_host[order].tolist(), strict=True):
+            host_vms[h].append(v)
         hosts = c.vm_host[placed]
         requested = sum_by(hosts, c.vm_request[placed], c.hosts)
         ram_used = sum_by(hosts, c.vm_ram[placed], c.hosts)
@@ -177,7 +184,7 @@ class Plan:
         max_migration_s = np.zeros(c.hosts)
         by_time = np.argsort(c.vm_migration_s[placed], kind="stable")
         max_migration_s[hosts[by_time]] = c.vm_migration_s[placed][by_time]  # the last write per host is its max
-        groups: list[set[int]] = [set() for _ in range(c.hosts)]
+        groups: list[set[int]] = [set() for _ in range(c.hosts)] if c.vm_group is not None else []
         if c.vm_group is not None:
             for v in placed.tolist():
                 if c.vm_group[v] >= 0:
@@ -231,7 +238,27 @@ class Plan:
             keep[members] = True
             self._spares_left[klass] = len(members)
         self._spare = spare
+        self.version += 1
         self.pool = np.flatnonzero(keep)
+        c = self.cluster
+        self.pool_capacity = c.capacity[self.pool]
+        self.pool_pe = c.pe_capacity[self.pool]
+        self.pool_ram = c.ram[self.pool]
+
+    @cached_property
+    def curves(self) -> PowerCurves:
+        """The cluster's power tables, ready for pricing many hosts."""
+        return PowerCurves(self.cluster.power_watts)
+
+    @cached_property
+    def power_starts(self) -> Ints:
+        """Where each host's power table starts in `curves`' flattened tables."""
+        return np.asarray(self.cluster.power_kind * self.curves.width, dtype=np.intp)
+
+    @cached_property
+    def largest_core(self) -> float:
+        """The largest core of any host."""
+        return float(self.cluster.pe_capacity.max())
 
     def add(self, v: int, h: int) -> None:
         """Put VM v on host h (its request is allocated in full: the host was checked to have room)."""
@@ -245,6 +272,7 @@ class Plan:
                 self.count[h] += 1  # counted as busy while the pool is rebuilt
                 self.build_pool(max(8, 2 * self._spare))
                 self.count[h] -= 1
+        self.version += 1
         self.host_vms[h].append(v)
         self.alloc[h] += r
         self.avail[h] -= r
@@ -266,6 +294,7 @@ class Plan:
     def remove(self, v: int, h: int) -> None:
         """Take VM v off host h; the host's allocation is recomputed from the requests left, as CloudSim does."""
         c = self.cluster
+        self.version += 1
         self.host_vms[h].remove(v)
         self.requested[h] -= c.vm_request[v]
         self.history[h] -= c.vm_history[v, : self.history.shape[1]] * (c.vm_size[v] / c.capacity[h])
@@ -300,15 +329,17 @@ class Plan:
     def series_with(self, hosts: Ints, v: int, width: int = HISTORY_WIDTH) -> HostSeries:
         """The detectors' view of some hosts as they would be with VM v added to each."""
         c = self.cluster
+        capacity = c.capacity[hosts]
         if width:
-            scale = c.vm_size[v] / c.capacity[hosts]
-            history = self.history[hosts, :width] + c.vm_history[v, :width][None, :] * scale[:, None]
+            scale = c.vm_size[v] / capacity
+            rows = self.history.take(hosts, axis=0) if width >= self.history.shape[1] else self.history[hosts, :width]
+            history = rows + c.vm_history[v, :width][None, :] * scale[:, None]
             length = np.maximum(self.length[hosts], self.vm_length[v])
         else:
             history, length = _EMPTY, _NO_LENGTH
         longest = np.maximum(self.max_migration_s[hosts], c.vm_migration_s[v])
         return HostSeries(
-            utilisation=(self.requested[hosts] + c.vm_request[v]) / c.capacity[hosts],
+            utilisation=(self.requested[hosts] + c.vm_request[v]) / capacity,
             history=history,
             length=length,
             migration_intervals=np.ceil(longest / c.interval_s),
@@ -336,5 +367,5 @@ class Plan:
     def power_now(self) -> Floats:
         """Each host's power at its measured utilisation."""
         c = self.cluster
-        watts = power_of(c.power_watts, c.power_kind, c.utilisation)
+        watts = self.curves.power(c.power_kind, c.utilisation)
         return np.where(c.is_on(), watts, 0.0) if c.charge_switch_on else watts

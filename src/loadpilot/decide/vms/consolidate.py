@@ -90,8 +90,7 @@ class Consolidation:
                 moves.reserve_leaving(h)
                 if not over[h]:
                     continue
-                still, _ = self.detector.evaluate(plan.series(np.array([h]), self.detector.history_width))
-                if not still[0]:
+                if not self._overloaded(plan, h):
                     break
 
         core_bound = self._core_bound(plan, leaving, moves) if self.whole_core else []
@@ -103,10 +102,13 @@ class Consolidation:
         requests = cluster.vm_request
         picked.sort(key=lambda item: -requests[item[0]])  # stable: decreasing CPU, ties in selection order
         migrations: list[Migration] = []
+        excluded = senders | moves.full_targets()
         for v, source, why in picked:
             if not moves.may_start():
                 break
-            target = placement.find_host(plan, v, senders | moves.full_targets(), power_now)
+            if migrations and self.limits.per_host is not None:  # arrivals may have filled a host
+                excluded = senders | moves.full_targets()
+            target = placement.find_host(plan, v, excluded, power_now)
             if target is None:
                 continue
             stays.pop(v, None)
@@ -121,6 +123,16 @@ class Consolidation:
         if self.underload:
             migrations += self._underload(plan, placement, power_now, over | (senders & ~leaving), moves)
         return migrations
+
+    def _overloaded(self, plan: Plan, h: int) -> bool:
+        """Whether host h is overloaded as it stands in the plan (told alone when the detector can)."""
+        width = self.detector.history_width
+        utilisation = float(plan.requested[h]) / float(plan.cluster.capacity[h])
+        history = plan.history[h, :width].tolist() if width else []
+        verdict = self.detector.evaluate_one(utilisation, history, int(plan.length[h]) if width else 0)
+        if verdict is None:
+            return bool(self.detector.evaluate(plan.series(np.array([h]), width))[0][0])
+        return verdict
 
     def _core_bound(self, plan: Plan, leaving: Bools, moves: _Moves) -> list[tuple[int, int, str]]:
         """VMs that asked for more than one core of their host in the last two measurements (so they got less,
@@ -194,12 +206,22 @@ class Consolidation:
             order = np.lexsort((np.arange(c.hosts), key, *_emptying_cost(c, np.isfinite(key))[::-1]))
         else:
             order = np.lexsort((np.arange(c.hosts), key))
+        finite = np.isfinite(key[order])
+        order = order[: order.size if finite.all() else int(np.argmin(finite))]  # the loop ends at the first inf
+        # A host marked now stays marked, and an empty host only gains VMs as a target, which marks it: neither
+        # is ever tried, so they are left out before the loop (which still skips the hosts it marks itself).
+        order = order[~not_source[order] & (plan.count[order] != 0)]
+        settling = self._settling(c) if self.settle_s > 0 else None
+        requests = c.vm_request.tolist()
+        room = _Room(plan)
+        first_room: _FirstRoom | None = None
+        failed = 0
         migrations: list[Migration] = []
         attempts = 0
-        for h in order.tolist():
-            if not moves.may_start() or not np.isfinite(key[h]):
+        for i, h in enumerate(order.tolist()):
+            if not moves.may_start():
                 break
-            if not_source[h] or plan.count[h] == 0:
+            if not_source[h]:
                 continue
             if self.limits.attempts is not None and attempts >= self.limits.attempts:
                 break
@@ -207,18 +229,26 @@ class Consolidation:
             not_source[h] = True
             not_target[h] = True
             vms = list(plan.host_vms[h])
-            if self.settle_s > 0 and self._settling(c)[vms].any():
+            if settling is not None and settling[vms].any():
                 continue
             if c.vm_migrating is not None and c.vm_migrating[vms].any():
                 continue
             if not vms or not moves.may_leave(h, len(vms)) or not moves.may_start(len(vms)):
                 continue
-            vms.sort(key=lambda v: -c.vm_request[v])
-            if not _may_fit(plan, vms, not_target | moves.full_targets()):
+            vms.sort(key=lambda v: -requests[v])
+            excluded = not_target | moves.full_targets()
+            if first_room is None and failed >= FAILURES_BEFORE_FIRST_ROOM:
+                first_room = _FirstRoom(plan, placement, order[i:].tolist(), requests)
+            if first_room is not None and first_room.none_for(vms[0], excluded):
+                continue  # the first placement would fail
+            if room.refuses(vms, excluded) or not _may_fit(plan, vms, excluded):
+                failed += 1
                 continue
             placed: list[tuple[int, int]] = []
             for v in vms:
-                target = placement.find_host(plan, v, not_target | moves.full_targets(), power_now)
+                if placed and self.limits.per_host is not None:  # arrivals may have filled a host
+                    excluded = not_target | moves.full_targets()
+                target = placement.find_host(plan, v, excluded, power_now)
                 if target is None:
                     break
                 plan.add(v, target)
@@ -228,6 +258,10 @@ class Consolidation:
                 for v, target in placed:
                     plan.remove(v, target)
                     moves.release_arriving(target)
+            if first_room is not None and placed:
+                first_room.changed([target for _, target in placed])
+            if len(placed) < len(vms):
+                failed += 1
                 continue
             moves.reserve_leaving(h, len(vms))
             why = f"{c.host_name(h)} under-loaded (utilisation {c.utilisation[h]:.2f}): empty it to switch it off"
@@ -293,6 +327,77 @@ def _emptying_cost(c: VmCluster, eligible: Bools) -> tuple[Floats, Floats]:
     loss = sum_by(hosts, c.vm_request[on_host] * seconds, c.hosts)
     copy = sum_by(hosts, seconds, c.hosts)
     return np.where(eligible, loss, np.inf), np.where(eligible, copy, np.inf)
+
+
+FAILURES_BEFORE_FIRST_ROOM = 8  # attempts to empty a host that fail before _FirstRoom is worth building
+
+
+class _FirstRoom:
+    """Whether the first VM (the largest) of each host the under-load pass may still try has room on any pool host,
+    for all those VMs at once (`PowerAwareBestFit.room`), brought up to date on the hosts a placement changed (on
+    all hosts when the pool changes). Where most attempts fail, most fail there: an attempt whose first VM has room
+    on no open host is given up at once, as its first placement would fail."""
+
+    def __init__(self, plan: Plan, placement: PowerAwareBestFit, hosts: list[int], requests: list[float]) -> None:
+        self.plan = plan
+        self.placement = placement
+        firsts = [min(plan.host_vms[h], key=lambda v: -requests[v]) for h in hosts if plan.host_vms[h]]
+        self.vms = np.array(firsts, dtype=np.intp)
+        self.row = {v: i for i, v in enumerate(firsts)}
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self.pool = self.plan.pool
+        self.fits = self.placement.room(self.plan, self.vms[:, None], self.pool)
+
+    def changed(self, hosts: list[int]) -> None:
+        """The plan changed on these hosts."""
+        if self.plan.pool is not self.pool:
+            self._rebuild()
+            return
+        at = np.searchsorted(self.pool, hosts)
+        at = at[(at < self.pool.size) & (self.pool[np.minimum(at, self.pool.size - 1)] == hosts)]
+        if at.size:
+            self.fits[:, at] = self.placement.room(self.plan, self.vms[:, None], self.pool[at])
+
+    def none_for(self, v: int, excluded: Bools) -> bool:
+        """Whether VM v surely has room on no pool host that is not `excluded` (False: it might)."""
+        if self.plan.pool is not self.pool:
+            self._rebuild()
+        row = self.row.get(v)
+        return row is not None and not (self.fits[row] & ~excluded[self.pool]).any()
+
+
+class _Room:
+    """The most free CPU and memory on any host still open as a target, as upper bounds: worked out again only
+    when the plan changes, as in the under-load pass hosts otherwise only close. Hosts whose largest VM needs
+    more are refused at once, as `_may_fit` would refuse them (most attempts, where the hosts are full)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        c = plan.cluster
+        self.requests: list[float] = c.vm_request.tolist()
+        self.rams: list[float] | None = c.vm_ram.tolist() if c.ram_limit else None
+        self.version = -1
+        self.cpu = np.inf
+        self.memory = np.inf
+
+    def refuses(self, vms: list[int], excluded: Bools) -> bool:
+        """Whether the VMs surely cannot all go to hosts not `excluded` (False: they might)."""
+        plan = self.plan
+        if plan.version != self.version:
+            self.version = plan.version
+            pool = plan.pool
+            open_ = ~excluded[pool]
+            if not open_.any():
+                self.cpu = self.memory = -np.inf
+            else:
+                self.cpu = float(plan.avail[pool][open_].max())
+                if self.rams is not None:
+                    self.memory = float((plan.pool_ram - plan.ram_used[pool])[open_].max())
+        if max(self.requests[v] for v in vms) > self.cpu:
+            return True
+        return self.rams is not None and max(self.rams[v] for v in vms) > self.memory
 
 
 def _may_fit(plan: Plan, vms: list[int], excluded: Bools) -> bool:

@@ -10,6 +10,7 @@ them reproduces CloudSim's figures; with too little history each falls back to a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -66,6 +67,11 @@ class Detector(Protocol):
         """Verdicts and the figure behind each (utilisation, threshold or prediction)."""
         ...
 
+    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
+        """The verdict on one host (its history trimmed to `length`) without arrays, exactly as `evaluate` would
+        give it; None, for any host, when only `evaluate` can (its figures depend on the hosts evaluated with it)."""
+        ...
+
     def describe(self, value: float, utilisation: float) -> str:
         """A sentence saying why a host with this figure was found overloaded."""
         ...
@@ -83,6 +89,10 @@ class StaticThreshold:
         """A host is overloaded when utilisation > threshold."""
         return series.utilisation > self.threshold, np.full(series.utilisation.shape, self.threshold)
 
+    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
+        """utilisation > threshold."""
+        return utilisation > self.threshold
+
     def describe(self, value: float, utilisation: float) -> str:
         """Why: utilisation over the threshold."""
         return f"utilisation {utilisation:.2f} > threshold {value:.2f}"
@@ -95,9 +105,9 @@ def _uniform(length: Ints) -> int | None:
     return None
 
 
-def _sorted_prefix(history: Floats, length: Ints) -> Floats:
-    """Each row's first `length` values sorted, the rest +inf (so the order statistics below stay per row)."""
-    n = _uniform(length)
+def _sorted_prefix(history: Floats, length: Ints, n: int | None) -> Floats:
+    """Each row's first `length` values sorted, the rest +inf (so the order statistics below stay per row); `n` is
+    `_uniform(length)`, worked out once by the caller."""
     if n is not None:
         return np.sort(history[:, :n], axis=1)
     cols = np.arange(history.shape[1])
@@ -105,9 +115,8 @@ def _sorted_prefix(history: Floats, length: Ints) -> Floats:
     return np.sort(padded, axis=1)
 
 
-def _median_sorted(sorted_rows: Floats, length: Ints) -> Floats:
-    """commons-math Percentile(50) of each sorted row's first `length` values."""
-    n = _uniform(length)
+def _median_sorted(sorted_rows: Floats, length: Ints, n: int | None) -> Floats:
+    """commons-math Percentile(50) of each sorted row's first `length` values (`n`: `_uniform(length)`)."""
     if n is not None:
         if n == 1:
             return np.asarray(sorted_rows[:, 0])
@@ -128,10 +137,27 @@ def _median_sorted(sorted_rows: Floats, length: Ints) -> Floats:
     return np.asarray(np.where(pos >= length, sorted_rows[rows, np.maximum(length - 1, 0)], result))
 
 
+def _median_of_sorted(values: list[float]) -> float:
+    """`_median_sorted` of one sorted row, on plain floats."""
+    n = len(values)
+    if n == 1:
+        return values[0]
+    middle = 0.5 * (n + 1)
+    below = int(middle)
+    lower = values[below - 1]
+    if middle == below:
+        return lower
+    return lower + (middle - below) * (values[below] - lower)
+
+
 def iqr(history: Floats, length: Ints) -> Floats:
     """Interquartile range per row as CloudSim's MathUtil.iqr: sorted[round(0.25(n+1))-1] .. round(0.75(n+1))-1."""
-    s = _sorted_prefix(history, length)
-    n = _uniform(length)
+    return _iqr(history, length, _uniform(length))
+
+
+def _iqr(history: Floats, length: Ints, n: int | None) -> Floats:
+    """`iqr`, with `n` = `_uniform(length)` worked out by the caller."""
+    s = _sorted_prefix(history, length, n)
     if n is not None:
         q1, q3 = math.floor(0.25 * (n + 1) + 0.5) - 1, math.floor(0.75 * (n + 1) + 0.5) - 1
         return np.asarray(s[:, q3] - s[:, q1])
@@ -143,10 +169,14 @@ def iqr(history: Floats, length: Ints) -> Floats:
 
 def mad(history: Floats, length: Ints) -> Floats:
     """Median absolute deviation per row (commons-math medians), as CloudSim's MathUtil.mad."""
-    s = _sorted_prefix(history, length)
-    median = _median_sorted(s, length)
+    return _mad(history, length, _uniform(length))
+
+
+def _mad(history: Floats, length: Ints, n: int | None) -> Floats:
+    """`mad`, with `n` = `_uniform(length)` worked out by the caller."""
+    median = _median_sorted(_sorted_prefix(history, length, n), length, n)
     deviations = np.abs(median[:, None] - history)
-    return _median_sorted(_sorted_prefix(deviations, length), length)
+    return _median_sorted(_sorted_prefix(deviations, length, n), length, n)
 
 
 # Least squares through x = 1..10: prediction at x0 = a + b*x0 is linear in y; these are its pieces.
@@ -190,12 +220,31 @@ class AdaptiveThreshold:
 
     def evaluate(self, series: HostSeries) -> tuple[Bools, Floats]:
         """Threshold per host from the spread of its history; fallback threshold where history is short."""
+        f = _iqr if self.spread == "iqr" else _mad
+        n = _uniform(series.length)
+        if n is not None and n >= self.min_history:  # the usual case: every host has as much history, enough
+            thresholds = 1 - self.safety * f(series.history, series.length, n)
+            return series.utilisation > thresholds, thresholds
         thresholds = np.full(series.utilisation.shape, self.fallback)
         enough = series.length >= self.min_history
         if enough.any():
-            f = iqr if self.spread == "iqr" else mad
-            thresholds[enough] = 1 - self.safety * f(series.history[enough], series.length[enough])
+            length = series.length[enough]
+            thresholds[enough] = 1 - self.safety * f(series.history[enough], length, _uniform(length))
         return series.utilisation > thresholds, thresholds
+
+    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
+        """The same statistics on plain floats (order statistics and IEEE arithmetic: the same values)."""
+        if length < self.min_history:
+            return utilisation > self.fallback
+        values = sorted(history[:length])
+        if self.spread == "iqr":
+            spread = (
+                values[math.floor(0.75 * (length + 1) + 0.5) - 1] - values[math.floor(0.25 * (length + 1) + 0.5) - 1]
+            )
+        else:
+            median = _median_of_sorted(values)
+            spread = _median_of_sorted(sorted(abs(median - x) for x in history[:length]))
+        return utilisation > 1 - self.safety * spread
 
     def describe(self, value: float, utilisation: float) -> str:
         """Why: utilisation over the adaptive threshold."""
@@ -230,6 +279,10 @@ class LocalRegression:
             values[enough] = predicted
         return over, values
 
+    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
+        """None: the regression is a matrix product, whose rounding depends on the rows computed together."""
+        return None
+
     def describe(self, value: float, utilisation: float) -> str:
         """Why: the regression's prediction, or the fallback threshold."""
         if math.isnan(value):
@@ -263,6 +316,10 @@ class KOfN:
         if persistent.any():
             forecast[persistent] = ewma_forecast(series.history[persistent], series.length[persistent], self.alpha)
         return persistent & (forecast > self.threshold), forecast
+
+    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
+        """None: the forecast is a matrix product, whose rounding depends on the rows computed together."""
+        return None
 
     def describe(self, value: float, utilisation: float) -> str:
         """Why: persistent and forecast overload."""

@@ -44,10 +44,23 @@ def table_matrix(tables: list[PowerTable]) -> Floats:
     return np.array([t.watts for t in tables], dtype=np.float64)
 
 
-def power_of(watts: Floats, kind: NDArray[np.intp], utilisation: Floats) -> Floats:
-    """Watts of many hosts at once: `watts` is (T, 11), `kind` each host's table row, `utilisation` 0..1."""
-    u = np.minimum(np.maximum(utilisation, 0.0), 1.0)
-    low = np.minimum((u * 10).astype(np.intp), 9)
-    at = kind * watts.shape[1] + low
-    step = np.diff(watts, axis=1, append=watts[:, -1:]) / 10  # each segment's (high - low) / 10, as below
-    return np.asarray(watts.ravel().take(at) + step.ravel().take(at) * (u - low / 10) * 100, dtype=np.float64)
+class PowerCurves:
+    """Watts of many hosts at once, from the tables of a (T, 11) `watts` array (see `table_matrix`), prepared once
+    for many lookups (a placement prices every host it tries): flattened, with each segment's (high - low) / 10
+    beside them, as PowerTable.power interpolates."""
+
+    def __init__(self, watts: Floats) -> None:
+        self.width = watts.shape[1]
+        self.base: Floats = watts.ravel().copy()
+        self.step: Floats = (np.diff(watts, axis=1, append=watts[:, -1:]) / 10).ravel()
+
+    def power(self, kind: NDArray[np.intp], utilisation: Floats) -> Floats:
+        """Watts of hosts with these table rows at these utilisations (clamped to 0..1)."""
+        return self.power_from(kind * self.width, np.minimum(np.maximum(utilisation, 0.0), 1.0))
+
+    def power_from(self, starts: NDArray[np.intp], u: Floats) -> Floats:
+        """Watts at utilisations `u` already within 0..1, each host's table starting at `starts` (its row times
+        `width`) in the flattened tables."""
+        low = np.minimum((u * 10).astype(np.intp), 9)
+        at = starts + low
+        return np.asarray(self.base.take(at) + self.step.take(at) * (u - low / 10) * 100, dtype=np.float64)

@@ -275,10 +275,17 @@ def _positions(cluster: VmCluster, names: list[str]) -> np.ndarray:
     """The index of each named VM in the snapshot, -1 for a VM no longer there."""
     if cluster.vm_ids is None:  # the simulator's VMs are "vm-<index>"
         n = len(cluster.vm_host)
-        out = np.array([int(name[3:]) if name.startswith("vm-") and name[3:].isdigit() else -1 for name in names])
+        out = np.array([_simulated_index(name) for name in names], dtype=np.intp)
         return np.where((out >= 0) & (out < n), out, -1).astype(np.intp)
     index = cluster.vm_index()
     return np.array([index.get(name, -1) for name in names], dtype=np.intp)
+
+
+@lru_cache(maxsize=1 << 17)
+def _simulated_index(name: str) -> int:
+    """The index in a simulated VM's name "vm-<index>" (-1 for another name); each decision looks up every VM
+    remembered as moved, so the names are parsed once."""
+    return int(name[3:]) if name.startswith("vm-") and name[3:].isdigit() else -1
 
 
 def _within_limits(moves: list[Migration], cluster: VmCluster, settings: StrategySettings) -> list[Migration]:
