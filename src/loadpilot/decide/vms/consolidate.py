@@ -237,7 +237,11 @@ class Consolidation:
                 continue
             vms.sort(key=lambda v: -requests[v])
             excluded = not_target | moves.full_targets()
-            if first_room is None and failed >= FAILURES_BEFORE_FIRST_ROOM:
+            if (
+                first_room is None
+                and failed >= FAILURES_BEFORE_FIRST_ROOM
+                and (len(order) - i) * plan.pool.size <= FIRST_ROOM_MAX_CELLS
+            ):
                 first_room = _FirstRoom(plan, placement, order[i:].tolist(), requests)
             if first_room is not None and first_room.none_for(vms[0], excluded):
                 continue  # the first placement would fail
@@ -330,6 +334,9 @@ def _emptying_cost(c: VmCluster, eligible: Bools) -> tuple[Floats, Floats]:
 
 
 FAILURES_BEFORE_FIRST_ROOM = 8  # attempts to empty a host that fail before _FirstRoom is worth building
+# ... and only while its table (hosts left to try x pool hosts) stays this small: at 10,000 hosts, rebuilding it
+# whenever the pool changes cost more than the attempts it saves (a 24 h run took 3x as long).
+FIRST_ROOM_MAX_CELLS = 2_000_000
 
 
 class _FirstRoom:
