@@ -60,12 +60,7 @@ class Leader(Protocol):
 
 def settings_of(cluster: ClusterConfig) -> StrategySettings:
     """The strategy settings of a [cluster] section; ConfigError naming cluster.strategy when it is unknown."""
-    settings = StrategySettings(
-        strategy=cluster.strategy,
-        max_migrations=cluster.max_migrations,
-        max_per_host=cluster.max_migrations_per_host,
-        seed=cluster.seed,
-    )
+    settings = StrategySettings.of(cluster)
     try:
         strategy_for(settings)
     except StrategyError as exc:

@@ -23,6 +23,7 @@ from loadpilot.config import Config, problems_from
 from loadpilot.errors import LoadpilotError, TemporaryError
 from loadpilot.model import Batch, Resource, Sample
 from loadpilot.server.dashboard_api import add_dashboard_api
+from loadpilot.server.dashboard_data import event_json
 from loadpilot.server.dashboard_pages import add_dashboard_pages
 from loadpilot.server.metrics import ServerMetrics
 from loadpilot.server.schemas import (
@@ -262,18 +263,7 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
         result: str | None = None,
     ) -> Any:
         """What loadpilot did and saw, newest first."""
-        return [
-            EventOut(
-                id=e.id or 0,
-                time=e.time,
-                kind=e.kind,
-                subject=e.subject,
-                reason=e.reason,
-                result=e.result,
-                details=e.details,
-            )
-            for e in store.events(since, kind, subject, after_id, limit, result=result)
-        ]
+        return [EventOut(**event_json(e)) for e in store.events(since, kind, subject, after_id, limit, result=result)]
 
     @app.get(f"{API}/healthz", response_model=Health)
     def healthz() -> Any:

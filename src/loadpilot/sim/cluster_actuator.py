@@ -187,12 +187,7 @@ def _open(
     config: Config, fence: EpochFence, slots: MigrationSlots, clock: Callable[[], float]
 ) -> tuple[SimCluster, ViewSource]:
     cluster = config.cluster
-    settings = StrategySettings(  # as control/migrate.py settings_of, which has checked them
-        strategy=cluster.strategy,
-        max_migrations=cluster.max_migrations,
-        max_per_host=cluster.max_migrations_per_host,
-        seed=cluster.seed,
-    )
+    settings = StrategySettings.of(cluster)  # control/migrate.py settings_of has checked the strategy's name
     try:
         traces = load_traces(Path(config.path(cluster.sim_trace)))
     except PermanentError as exc:

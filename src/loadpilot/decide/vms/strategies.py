@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from loadpilot.decide.vms.select import CheapestSufficient, make_selector
 from loadpilot.decide.vms.view import cluster_from_view
 from loadpilot.errors import PermanentError
 from loadpilot.model import ClusterView, Migrate
+
+if TYPE_CHECKING:
+    from loadpilot.config import ClusterConfig
 
 
 class StrategyError(PermanentError, ValueError):
@@ -171,6 +174,16 @@ class StrategySettings:
     seed: int = 0
     remember_s: float = 7200.0
     merge_moves: bool = True
+
+    @classmethod
+    def of(cls, cluster: ClusterConfig) -> StrategySettings:
+        """The settings a [cluster] section asks for (its strategy name unchecked: strategy_for checks it)."""
+        return cls(
+            strategy=cluster.strategy,
+            max_migrations=cluster.max_migrations,
+            max_per_host=cluster.max_migrations_per_host,
+            seed=cluster.seed,
+        )
 
 
 @dataclass(frozen=True)
