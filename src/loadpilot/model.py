@@ -7,7 +7,7 @@ bytes and rates are per second.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -37,6 +37,14 @@ class Sample(NamedTuple):
     source: str = ""
 
 
+SampleFields = tuple[str, str, float, float, str, str]
+"""A sample's fields in `Sample`'s order, as a plain tuple: what a store needs to write it.
+
+A `Sample` is one; the server passes the tuples it checked as they are, because making a thousand named tuples
+per batch cost a sixth of its ingest time.
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """Something loadpilot watches: a host, a VM, a process, a pool worker."""
@@ -53,7 +61,7 @@ class Batch:
     batch_id: str
     agent: str
     interval: float
-    samples: tuple[Sample, ...]
+    samples: Sequence[SampleFields]
     resources: tuple[Resource, ...] = ()
 
 

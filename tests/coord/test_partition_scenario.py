@@ -98,8 +98,9 @@ def _slot() -> int:
 def _stored(group: Group, start: int, end: int) -> Counter[tuple[str, int]]:
     with sqlite3.connect(group.store) as db:
         rows = db.execute(
-            "SELECT x.resource_id, s.slot FROM samples s JOIN series x ON x.id = s.series "
-            "WHERE s.slot >= ? AND s.slot < ?",
+            # At a 1 s interval a sample's slot start (t0) is its slot.
+            "SELECT x.resource_id, CAST(s.t0 AS INTEGER) FROM samples s JOIN series x ON x.id = s.series "
+            "WHERE s.t0 >= ? AND s.t0 < ?",
             (start, end),
         ).fetchall()
     return Counter((rid, slot) for rid, slot in rows)

@@ -59,10 +59,12 @@ def test_every_sampled_slot_is_stored_exactly_once(tmp_path: Path, launch: Launc
     assert ticks >= 29  # 5 + 20 + 5 seconds at one reading per second
     assert "skipped" not in log
 
-    # Straight from the file, not through the store's own queries: one row per (resource, metric, slot).
+    # Straight from the file, not through the store's own queries: one row per (resource, metric, slot). At a 1 s
+    # interval a sample's slot start (t0) is its slot.
     with sqlite3.connect(db) as conn:
         conn.execute(
-            "CREATE TEMP VIEW named AS SELECT x.resource_id AS resource_id, m.name AS metric, s.slot AS slot "
+            "CREATE TEMP VIEW named AS SELECT x.resource_id AS resource_id, m.name AS metric, "
+            "CAST(s.t0 AS INTEGER) AS slot "
             "FROM samples s JOIN series x ON x.id = s.series JOIN metrics m ON m.id = s.metric_id"
         )
         slots = [

@@ -78,7 +78,12 @@ def test_samples_may_come_as_compact_arrays(api: Api) -> None:
         Sample("h1", "cpu", 0.5, NOW, "", ""),
         Sample("h1", "mem", 1024.0, NOW, "bytes", "host"),
     ]
-    for bad, where in (([["h1", "cpu", "0.5", NOW]], "samples[0][2]"), ([["h1", "cpu", 0.5]], "samples[0][3]")):
+    for bad, where in (
+        ([["h1", "cpu", "0.5", NOW]], "samples[0][2]"),
+        ([["h1", "cpu", 0.5]], "samples[0][3]"),
+        ([["h1", "cpu", 0.5, -1.0, "", ""]], "samples[0][3]"),  # all six fields, as the agent sends them
+        ([["h1", "c" * 129, 0.5, NOW, "", ""]], "samples[0][1]"),
+    ):
         r = api.post_body(json.dumps(_body(samples=bad)).encode(), "b-2")
         assert r.status_code == 422, r.text
         assert r.json()["detail"].startswith(where), r.json()

@@ -148,6 +148,21 @@ def test_buckets_are_means_per_resource_and_step(store: Store) -> None:
     assert [b for _, b, _ in store.buckets("cpu", T0 + 0.5, T0 + 60, 7.5, resource_ids=["h1"])] == list(range(8))
 
 
+def test_a_metric_reported_at_several_intervals_reads_as_one(store: Store) -> None:
+    # h1 every 5 s, h2 every second, v1 every 60 s: one metric, three intervals, one window.
+    store.write_batch(batch([Sample("h1", "cpu", float(i), T0 + i + 0.5) for i in range(0, 30, 5)], interval=5.0))
+    store.write_batch(batch([Sample("h2", "cpu", float(i), T0 + i + 0.5) for i in range(30)], interval=1.0))
+    store.write_batch(batch([Sample("v1", "cpu", 7.0, T0 + 59.0)], interval=60.0))
+    got = store.window_values("cpu", T0 + 9, T0 + 21)
+    assert sorted((r, v) for r, _, v in got) == sorted(
+        [("h1", 10.0), ("h1", 15.0), ("h1", 20.0)] + [("h2", float(i)) for i in range(9, 21)]
+    )
+    assert [ts for _, ts, _ in got] == sorted(ts for _, ts, _ in got)
+    assert [s.value for s in store.series("h1", "cpu", T0 + 4, T0 + 16)] == [5.0, 10.0, 15.0]
+    assert store.window_values("cpu", T0 + 58, T0 + 60) == [("v1", T0 + 59.0, 7.0)]
+    assert store.buckets("cpu", T0, T0 + 30, 30, resource_ids=["h1", "h2"]) == [("h1", 0, 12.5), ("h2", 0, 14.5)]
+
+
 def test_retention_removes_old_samples_only(store: Store) -> None:
     store.write_batch(batch([Sample("h1", "cpu", float(i), T0 + i) for i in range(100)]))
     removed = store.delete_before(T0 + 60)

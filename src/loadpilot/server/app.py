@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from loadpilot import __version__
 from loadpilot.config import Config, problems_from
 from loadpilot.errors import LoadpilotError, TemporaryError
-from loadpilot.model import Batch, Resource, Sample
+from loadpilot.model import Batch, Resource
 from loadpilot.server.dashboard_api import add_dashboard_api
 from loadpilot.server.dashboard_data import event_json
 from loadpilot.server.dashboard_pages import add_dashboard_pages
@@ -186,7 +186,7 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
             batch_id,
             doc.agent,
             doc.interval,
-            tuple(map(Sample._make, doc.samples)),
+            doc.samples,
             tuple(Resource(r.id, r.kind, r.labels) for r in doc.resources),
         )
         started = time.perf_counter()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
+
+from loadpilot.model import SampleFields
 
 # No NUL characters: PostgreSQL cannot store them in text, and no name needs one.
 NO_NUL = r"^[^\x00]*$"
@@ -73,24 +75,25 @@ class BatchBody(BaseModel):
     samples: list[Annotated[SampleIn, WithJsonSchema(_sample_json_schema())]]
 
 
-class _SampleWithoutNul(NamedTuple):
-    """SampleIn's limits but the NUL check: what a body without any escaped NUL needs (see parse_batch)."""
+# What the agent sends, checked the fast way: a sample as a plain array of all six fields (pydantic builds plain
+# tuples in Rust, named tuples by calling Python), and no NUL pattern (see parse_batch).
+_CompactSample = tuple[
+    Annotated[str, Field(min_length=1, max_length=256)],
+    Annotated[str, Field(min_length=1, max_length=128)],
+    float,
+    Annotated[float, Field(gt=0, lt=1e11)],
+    Annotated[str, Field(max_length=64)],
+    Annotated[str, Field(max_length=64)],
+]
 
-    resource_id: Annotated[str, Field(min_length=1, max_length=256)]
-    metric: Annotated[str, Field(min_length=1, max_length=128)]
-    value: float
-    timestamp: Annotated[float, Field(gt=0, lt=1e11)]
-    unit: Annotated[str, Field(max_length=64)] = ""
-    source: Annotated[str, Field(max_length=64)] = ""
 
-
-class _BatchBodyWithoutNul(BaseModel):
+class _CompactBatchBody(BaseModel):
     model_config = _INPUT
 
     agent: Name
     interval: Annotated[float, Field(ge=MIN_INTERVAL_S, le=86400)]
     resources: list[ResourceIn] = Field(default_factory=list)
-    samples: list[_SampleWithoutNul]
+    samples: list[_CompactSample]
 
 
 class ParsedBatch(NamedTuple):
@@ -99,20 +102,25 @@ class ParsedBatch(NamedTuple):
     agent: str
     interval: float
     resources: list[ResourceIn]
-    samples: Sequence[tuple[str, str, float, float, str, str]]
+    samples: Sequence[SampleFields]
 
 
 def parse_batch(body: bytes) -> ParsedBatch:
     """Check a body against BatchBody; ValidationError names each bad field.
 
-    A string in JSON can hold a NUL only as the escape \\u0000, so a body without that escape skips the NUL
-    pattern on each of its thousand samples (a regular expression per string was 40 % of the checking time).
+    The agent's bodies take a fast path, half the checking time: every sample a full array, and no NUL pattern
+    on each of its thousand samples when the body has no NUL (a JSON string can hold one only as the escape
+    \\u0000). Any other body, and any the fast path refuses, gets BatchBody's full check and its messages.
     """
-    if b"\\u0000" in body:
-        doc = BatchBody.model_validate_json(body)
-        return ParsedBatch(doc.agent, doc.interval, doc.resources, doc.samples)
-    fast = _BatchBodyWithoutNul.model_validate_json(body)
-    return ParsedBatch(fast.agent, fast.interval, fast.resources, fast.samples)
+    if b"\\u0000" not in body:
+        try:
+            fast = _CompactBatchBody.model_validate_json(body)
+        except ValidationError:
+            pass  # objects, short arrays, or a real problem: the full check says which
+        else:
+            return ParsedBatch(fast.agent, fast.interval, fast.resources, fast.samples)
+    doc = BatchBody.model_validate_json(body)
+    return ParsedBatch(doc.agent, doc.interval, doc.resources, doc.samples)
 
 
 class IngestResult(BaseModel):

@@ -61,7 +61,7 @@ class Store(Protocol):
         """(resource_id, bucket, mean) of one metric in [start, end), bucket = floor((timestamp - start) / step_s),
         for the resources of one kind and/or the given ids, ordered by resource and bucket.
 
-        One grouped query, so a dashboard's chart of 1,000 hosts costs one pass over the (metric, ts) index.
+        One grouped query, so a dashboard's chart of 1,000 hosts costs one pass over the metric's samples in the window.
         """
         ...
 

@@ -60,8 +60,8 @@ def sample_rows(batch: Batch) -> list[SampleRow]:
     """The rows a batch's samples become."""
     interval = batch.interval
     return [
-        (slot_of(s.timestamp, interval), s.resource_id, s.metric, s.timestamp, s.value, s.unit, s.source)
-        for s in batch.samples
+        (slot_of(ts, interval), rid, metric, ts, value, unit, source)
+        for rid, metric, value, ts, unit, source in batch.samples
     ]
 
 
@@ -79,7 +79,7 @@ _WONT_HEAL_PHRASES = (
 _SCHEMA_LOCK = 0x6C70_7374  # advisory lock id: two processes creating the schema at once would collide
 
 # Arrays go in binary (%b): psycopg dumps them about a third faster than as text literals.
-# The layout is the SQLite store's (see there): slot first in the key, so a tick's rows are inserted side by side.
+# Slot first in the key, so a tick's rows are inserted side by side.
 _UNNEST_ROWS: LiteralString = (
     "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::float8[], %b::float8[], %b::text[], %b::text[])"
 )
@@ -210,7 +210,7 @@ class PostgresStore:
         rows: list[SampleRow],
         changed: list[tuple[str, tuple[str, str]]],
     ) -> WriteResult:
-        first_seen = batch.samples[0].timestamp if batch.samples else 0.0
+        first_seen = batch.samples[0][3] if batch.samples else 0.0  # the first sample's timestamp
         stored = -1
         with self._conn() as conn, conn.transaction() as tx:
             inserted = conn.execute(

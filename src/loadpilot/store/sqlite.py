@@ -19,29 +19,33 @@ from loadpilot.store.base import (
     labels_match,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Layout, chosen for ingest. Metric names and series (resource, metric) are named once and samples refer to them
-# by small integers, so a sample row is five numbers. The slot leads the samples' primary key: an agent's tick
-# writes one slot of many series, and those rows land side by side at the end of the tree. The one index,
-# (metric, ts), grows at one point per metric, however many resources report it: windows of a metric (what the
-# controller asks) read it directly, ranges of one series read it and keep that series' entries. An index per
-# series instead dirties a page per series per commit and halves ingest at 1,000 series. A series' newest sample
-# lives on its `series` row, so "now" never needs a scan.
+# by small integers, so a sample row is five numbers. The samples' one tree is keyed by (t0, metric, series),
+# t0 = slot x interval being the start of the sample's slot: an agent's tick writes one slot of many series, and
+# its rows land at the end of the tree, a run per metric, in the order they are sorted into. A second index, on
+# (metric, ts) in an earlier layout, grew at one point per metric in the middle of its tree: it cost two thirds of
+# the pages each commit wrote and a third of the write time. A window of one metric instead visits each slot
+# start in the window (one short run per slot, for each interval that metric is reported at, which `intervals`
+# lists), and a window of all metrics is a range of the tree. A series' newest sample lives on its `series` row,
+# so "now" never needs a scan. (resource, metric, slot) stays a sample's identity: t0 is the slot at a given
+# interval, and one series keeps one row per t0.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resources (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, labels TEXT NOT NULL, first_seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS metrics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS intervals (
+    metric_id INTEGER NOT NULL, interval REAL NOT NULL, PRIMARY KEY (metric_id, interval)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, metric_id INTEGER NOT NULL,
     unit TEXT NOT NULL, source TEXT NOT NULL,
-    last_slot INTEGER NOT NULL, last_ts REAL NOT NULL, last_value REAL NOT NULL,
+    last_t0 REAL NOT NULL, last_ts REAL NOT NULL, last_value REAL NOT NULL,
     UNIQUE (resource_id, metric_id));
 CREATE TABLE IF NOT EXISTS samples (
-    slot INTEGER NOT NULL, series INTEGER NOT NULL, metric_id INTEGER NOT NULL, ts REAL NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (slot, series)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS samples_metric_ts ON samples (metric_id, ts);
+    t0 REAL NOT NULL, metric_id INTEGER NOT NULL, series INTEGER NOT NULL, ts REAL NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (t0, metric_id, series)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, agent TEXT NOT NULL, received REAL NOT NULL, samples INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS batches_received ON batches (received);
@@ -54,16 +58,37 @@ _INSERT_SAMPLES = "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?)"
 # The no-op updates make RETURNING answer when another process created the row first.
 _NEW_METRIC = "INSERT INTO metrics (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id"
 _NEW_SERIES = (
-    "INSERT INTO series (resource_id, metric_id, unit, source, last_slot, last_ts, last_value) "
+    "INSERT INTO series (resource_id, metric_id, unit, source, last_t0, last_ts, last_value) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (resource_id, metric_id) DO UPDATE SET unit = unit RETURNING id"
 )
 _UPDATE_LATEST = (
-    "UPDATE series SET last_slot = ?, last_ts = ?, last_value = ?, unit = ?, source = ? WHERE id = ? AND last_slot < ?"
+    "UPDATE series SET last_t0 = ?, last_ts = ?, last_value = ?, unit = ?, source = ? WHERE id = ? AND last_t0 < ?"
 )
+# The slot starts of one metric's samples in [?start, ?end): for each interval it is reported at, k x interval
+# for k from the slot of the start to the slot of the end, inside the samples' own first and last slot start (so
+# a window far wider than the data visits no empty slots). One slot more at each end keeps float division safe.
+# The caller adds its filters and the `s.ts >= :start AND s.ts < :end` that cuts the first and last slot.
+# Join it as `JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id`. Two intervals can share a
+# slot start (10 s is a slot start at 1 s and at 5 s), hence DISTINCT.
+_WINDOW = """
+WITH RECURSIVE
+    bounds (lo, hi) AS (
+        SELECT max(:start, (SELECT min(t0) FROM samples)), min(:end, (SELECT max(t0) FROM samples))),
+    slots (metric_id, iv, k, last) AS (
+        SELECT i.metric_id, i.interval, CAST(lo / i.interval AS INTEGER) - 1, CAST(hi / i.interval AS INTEGER) + 1
+        FROM intervals i, bounds WHERE i.metric_id = (SELECT id FROM metrics WHERE name = :metric)
+        UNION ALL SELECT metric_id, iv, k + 1, last FROM slots WHERE k < last),
+    starts (metric_id, t0) AS (SELECT DISTINCT metric_id, k * iv FROM slots)
+"""
 _UPSERT_RESOURCE = (
     "INSERT INTO resources (id, kind, labels, first_seen) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, labels = excluded.labels"
 )
+
+
+_Rows = tuple[list[tuple[float, int, int, float, float]], list[tuple[float, float, float, str, str, int, float]]]
+"""A batch's sample rows (t0, metric id, series, ts, value) in key order, and the updates that keep each series'
+newest sample."""
 
 
 @dataclass
@@ -71,8 +96,53 @@ class _Pending:
     """A batch waiting for its group to be written, and what became of it."""
 
     batch: Batch
+    rows: _Rows | None
     result: WriteResult | None = None
     error: BaseException | None = None
+
+
+# Layout 2 keyed samples by (slot, series) and did not keep intervals. A slot's interval is ts / slot to within
+# interval / slot, a few microseconds for any interval under a quarter of an hour: rounded to the millisecond
+# (the smallest interval), it is the interval the agent used.
+_V2_SET_ASIDE = """
+ALTER TABLE samples RENAME TO samples_v2;
+DROP INDEX samples_metric_ts;
+ALTER TABLE series RENAME COLUMN last_slot TO last_t0;
+"""
+_V2_COPY = """
+INSERT INTO samples SELECT slot * round(ts / slot, 3), metric_id, series, ts, value FROM samples_v2 WHERE slot > 0
+    ORDER BY 1, 2, 3;
+INSERT INTO intervals SELECT DISTINCT metric_id, round(ts / slot, 3) FROM samples_v2 WHERE slot > 0;
+DROP TABLE samples_v2;
+UPDATE series SET last_t0 = CASE WHEN last_t0 > 0 THEN last_t0 * round(last_ts / last_t0, 3) ELSE 0.0 END;
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
+"""
+
+
+def _upgrade_from_v2(conn: sqlite3.Connection) -> None:
+    """Rewrite a layout-2 store in layout 3, in one transaction: all of it or, on any failure, none of it.
+
+    Samples of slot 0 (timestamps within one interval of 1970) have no interval to recover and are left out.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in (_V2_SET_ASIDE + _SCHEMA + _V2_COPY).split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _among_resources(resource_ids: Sequence[str] | None, args: dict[str, object]) -> str:
+    """The condition `x.resource_id IN (...)` for a query's named arguments; nothing when all resources count."""
+    if resource_ids is None:
+        return ""
+    names = [f"r{i}" for i in range(len(resource_ids))]
+    args.update(zip(names, resource_ids, strict=True))
+    return f" AND x.resource_id IN ({', '.join(':' + n for n in names)})"
 
 
 def path_from_url(url: str) -> Path:
@@ -94,9 +164,10 @@ class SQLiteStore:
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._local = threading.local()
-        self._known: dict[str, tuple[str, str]] = {}
+        self._known: dict[str, tuple[str, Mapping[str, str]]] = {}  # resource -> (kind, labels) as stored
         self._series: dict[tuple[str, str], tuple[int, int]] = {}  # (resource, metric) -> (series, metric id)
         self._metric_ids: dict[str, int] = {}
+        self._intervals: set[tuple[int, float]] = set()  # (metric id, interval) pairs stored
         self._writer = self._connect()
         with self._write_lock:
             # auto_vacuum must be chosen before the first table exists; incremental lets retention give pages back.
@@ -104,6 +175,9 @@ class SQLiteStore:
             has_meta = self._writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
             if has_meta:
                 row = self._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row and row[0] == "2":
+                    _upgrade_from_v2(self._writer)
+                    row = (str(SCHEMA_VERSION),)
                 check_schema_version(row and row[0], SCHEMA_VERSION, str(self.path))
             self._writer.executescript(_SCHEMA)
             self._writer.execute(
@@ -111,8 +185,9 @@ class SQLiteStore:
             )
             self._writer.commit()
             for rid, kind, labels in self._writer.execute("SELECT id, kind, labels FROM resources"):
-                self._known[rid] = (kind, labels)
+                self._known[rid] = (kind, json.loads(labels))
             self._metric_ids.update(self._writer.execute("SELECT name, id FROM metrics"))
+            self._intervals.update(self._writer.execute("SELECT metric_id, interval FROM intervals"))
             for sid, rid, metric, mid in self._writer.execute(
                 "SELECT x.id, x.resource_id, m.name, m.id FROM series x JOIN metrics m ON m.id = x.metric_id"
             ):
@@ -139,9 +214,10 @@ class SQLiteStore:
         """Store a batch once and durably; a batch id seen before stores nothing.
 
         Group commit: batches that arrive while another group is being written wait, then go in together in
-        one transaction, so concurrent writers share one fsync instead of queueing for one each.
+        one transaction, so concurrent writers share one fsync instead of queueing for one each. A batch of
+        series stored before has its rows made here, by its own thread, so the writer only writes them.
         """
-        pending = _Pending(batch)
+        pending = _Pending(batch, self._series_rows(batch))
         with self._queue_lock:
             self._queue.append(pending)
         with self._write_lock:
@@ -157,8 +233,9 @@ class SQLiteStore:
     def _write_group(self, group: list[_Pending]) -> None:
         """Write batches in one transaction; on failure every batch of the group gets the error."""
         conn = self._writer
-        learned: dict[str, tuple[str, str]] = {}
+        learned: dict[str, tuple[str, Mapping[str, str]]] = {}
         new_series: dict[tuple[str, str], tuple[int, int]] = {}
+        new_intervals: set[tuple[int, float]] = set()
         results = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -172,18 +249,25 @@ class SQLiteStore:
                 if cur.rowcount == 0:
                     results.append(WriteResult(duplicate=True, stored=0, received=received))
                     continue
-                samples, newest = self._series_rows(conn, batch, new_series)
+                rows = item.rows or self._series_rows(batch, conn, new_series)
+                assert rows is not None  # with the connection, every series is found or created
+                samples, newest = rows
+                intervals = {(mid, batch.interval) for mid in {row[1] for row in samples}}
+                intervals.difference_update(self._intervals, new_intervals)
+                if intervals:
+                    conn.executemany("INSERT OR IGNORE INTO intervals VALUES (?, ?)", intervals)
+                    new_intervals |= intervals
                 before = conn.total_changes
                 conn.executemany(_INSERT_SAMPLES, samples)
                 results.append(WriteResult(duplicate=False, stored=conn.total_changes - before, received=received))
                 conn.executemany(_UPDATE_LATEST, newest)
-                first_seen = batch.samples[0].timestamp if batch.samples else 0.0
+                first_seen = batch.samples[0][3] if batch.samples else 0.0  # the first sample's timestamp
                 changed = []
                 for res in {r.id: r for r in batch.resources}.values():  # described twice: the last one wins
-                    key = (res.kind, dump_json(res.labels))
-                    if learned.get(res.id, self._known.get(res.id)) != key:
-                        changed.append((res.id, key[0], key[1], first_seen))
-                        learned[res.id] = key
+                    described = (res.kind, res.labels)
+                    if learned.get(res.id, self._known.get(res.id)) != described:
+                        changed.append((res.id, res.kind, dump_json(res.labels), first_seen))
+                        learned[res.id] = described
                 if changed:
                     conn.executemany(_UPSERT_RESOURCE, changed)
             conn.execute("COMMIT")
@@ -195,33 +279,40 @@ class SQLiteStore:
             return
         self._known.update(learned)
         self._series.update(new_series)
+        self._intervals |= new_intervals
         self._metric_ids.update((metric, mid) for (_, metric), (_, mid) in new_series.items())
         for item, result in zip(group, results, strict=True):
             item.result = result
 
     def _series_rows(
-        self, conn: sqlite3.Connection, batch: Batch, new_series: dict[tuple[str, str], tuple[int, int]]
-    ) -> tuple[list[tuple[int, int, int, float, float]], list[tuple[int, float, float, str, str, int, int]]]:
-        """A batch's samples as rows (slot, series, metric id, ts, value), and the updates that keep each series'
-        newest sample.
+        self,
+        batch: Batch,
+        conn: sqlite3.Connection | None = None,
+        new_series: dict[tuple[str, str], tuple[int, int]] | None = None,
+    ) -> _Rows | None:
+        """A batch's rows; None, without a connection, when the batch names a series not stored yet.
 
-        A series seen for the first time is created in this transaction; `new_series` collects it, and the cache
-        learns it only once the transaction has committed.
+        With the writer's connection, a series seen for the first time is created in its transaction;
+        `new_series` collects it, and the cache learns it only once the transaction has committed.
         """
         known = self._series
+        created = new_series if new_series is not None else {}
         samples = []
         newest = []
         interval = batch.interval
         for rid, metric, value, ts, unit, source in batch.samples:
-            slot = slot_of(ts, interval)
+            t0 = slot_of(ts, interval) * interval
             key = (rid, metric)
-            ids = known.get(key) or new_series.get(key)
+            ids = known.get(key) or created.get(key)
             if ids is None:
+                if conn is None:
+                    return None
                 mid = self._metric_ids.get(metric) or int(conn.execute(_NEW_METRIC, (metric,)).fetchone()[0])
-                sid = int(conn.execute(_NEW_SERIES, (rid, mid, unit, source, slot, ts, value)).fetchone()[0])
-                ids = new_series[key] = (sid, mid)
-            samples.append((slot, ids[0], ids[1], ts, value))
-            newest.append((slot, ts, value, unit, source, ids[0], slot))
+                sid = int(conn.execute(_NEW_SERIES, (rid, mid, unit, source, t0, ts, value)).fetchone()[0])
+                ids = created[key] = (sid, mid)
+            samples.append((t0, ids[1], ids[0], ts, value))
+            newest.append((t0, ts, value, unit, source, ids[0], t0))
+        samples.sort()  # appended runs, one per metric, fill the tree's pages
         return samples, newest
 
     def latest(self, metric: str | None = None, resource_ids: Sequence[str] | None = None) -> list[Sample]:
@@ -242,11 +333,11 @@ class SQLiteStore:
     def series(self, resource_id: str, metric: str, start: float, end: float, limit: int = 10_000) -> list[Sample]:
         """The samples of one resource's metric in [start, end), oldest first."""
         rows = self._reader().execute(
-            "SELECT x.resource_id, m.name, s.value, s.ts, x.unit, x.source "
-            "FROM series x JOIN metrics m ON m.id = x.metric_id "
-            "JOIN samples s ON s.metric_id = x.metric_id AND s.series = x.id "
-            "WHERE x.resource_id = ? AND m.name = ? AND s.ts >= ? AND s.ts < ? ORDER BY s.ts LIMIT ?",
-            (resource_id, metric, start, end, limit),
+            _WINDOW + "SELECT x.resource_id, :metric, s.value, s.ts, x.unit, x.source "
+            "FROM starts JOIN series x ON x.resource_id = :resource AND x.metric_id = starts.metric_id "
+            "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = x.metric_id AND s.series = x.id "
+            "WHERE s.ts >= :start AND s.ts < :end ORDER BY s.ts LIMIT :limit",
+            {"resource": resource_id, "metric": metric, "start": start, "end": end, "limit": limit},
         )
         return [Sample(*row) for row in rows]
 
@@ -255,13 +346,12 @@ class SQLiteStore:
     ) -> list[tuple[str, float, float]]:
         """(resource_id, timestamp, value) of one metric in [start, end), oldest first."""
         sql = (
-            "SELECT x.resource_id, s.ts, s.value FROM samples s JOIN series x ON x.id = s.series "
-            "WHERE s.metric_id = (SELECT id FROM metrics WHERE name = ?) AND s.ts >= ? AND s.ts < ?"
+            _WINDOW + "SELECT x.resource_id, s.ts, s.value FROM starts "  # noqa: S608 (fixed text)
+            "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id "
+            "JOIN series x ON x.id = s.series WHERE s.ts >= :start AND s.ts < :end"
         )
-        args: list[object] = [metric, start, end]
-        if resource_ids is not None:
-            sql += f" AND x.resource_id IN ({','.join('?' * len(resource_ids))})"
-            args.extend(resource_ids)
+        args: dict[str, object] = {"metric": metric, "start": start, "end": end}
+        sql += _among_resources(resource_ids, args)
         return list(self._reader().execute(sql + " ORDER BY s.ts", args))
 
     def buckets(
@@ -275,21 +365,19 @@ class SQLiteStore:
     ) -> list[tuple[str, int, float]]:
         """(resource_id, bucket, mean) of one metric in [start, end), bucket = floor((timestamp - start) / step_s).
 
-        One grouped pass over the (metric, ts) index; timestamps are >= start, so truncation is the floor.
+        One grouped pass over the metric's slots in the window; timestamps are >= start, so truncation is the floor.
         """
         sql = (
-            "SELECT x.resource_id, CAST((s.ts - ?) / ? AS INTEGER) AS b, avg(s.value) "
-            "FROM samples s JOIN series x ON x.id = s.series"
+            _WINDOW  # noqa: S608 (fixed text)
+            + "SELECT x.resource_id, CAST((s.ts - :start) / :step AS INTEGER) AS b, avg(s.value) FROM starts "
+            "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id "
+            "JOIN series x ON x.id = s.series"
         )
-        args: list[object] = [start, step_s]
+        args: dict[str, object] = {"metric": metric, "start": start, "end": end, "step": step_s}
         if kind is not None:
-            sql += " JOIN resources r ON r.id = x.resource_id AND r.kind = ?"
-            args.append(kind)
-        sql += " WHERE s.metric_id = (SELECT id FROM metrics WHERE name = ?) AND s.ts >= ? AND s.ts < ?"
-        args += [metric, start, end]
-        if resource_ids is not None:
-            sql += f" AND x.resource_id IN ({','.join('?' * len(resource_ids))})"
-            args.extend(resource_ids)
+            sql += " JOIN resources r ON r.id = x.resource_id AND r.kind = :kind"
+            args["kind"] = kind
+        sql += " WHERE s.ts >= :start AND s.ts < :end" + _among_resources(resource_ids, args)
         rows = self._reader().execute(sql + " GROUP BY x.resource_id, b ORDER BY x.resource_id, b", args)
         return [(rid, int(b), float(mean)) for rid, b, mean in rows]
 
@@ -352,14 +440,13 @@ class SQLiteStore:
     def delete_before(self, cutoff: float) -> int:
         """Remove samples and remembered batch ids older than `cutoff`, and give the freed pages back.
 
-        Metric by metric, so each delete walks the (metric, ts) index; a series with nothing newer goes too.
+        A range at the start of the samples' tree (t0 <= ts); a series with nothing newer goes too.
         """
         with self._write_lock:
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                ids = [(mid, cutoff) for (mid,) in conn.execute("SELECT id FROM metrics")]
-                removed = conn.executemany("DELETE FROM samples WHERE metric_id = ? AND ts < ?", ids).rowcount
+                removed = conn.execute("DELETE FROM samples WHERE t0 < ? AND ts < ?", (cutoff, cutoff)).rowcount
                 forgotten = conn.execute(
                     "DELETE FROM series WHERE last_ts < ? "
                     "RETURNING resource_id, (SELECT name FROM metrics WHERE id = metric_id)",

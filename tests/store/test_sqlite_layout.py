@@ -1,0 +1,80 @@
+"""The SQLite store's own layout: windows read the samples' key, and a store of the previous layout is upgraded."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+from loadpilot.model import Batch, Sample
+from loadpilot.store.sqlite import _WINDOW, SQLiteStore
+
+T0 = 1_700_000_000.0
+
+# Layout 2, as loadpilot 0.x before layout 3 wrote it (the tables an upgrade rewrites).
+_V2 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE resources (id TEXT PRIMARY KEY, kind TEXT NOT NULL, labels TEXT NOT NULL, first_seen REAL NOT NULL);
+CREATE TABLE metrics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, metric_id INTEGER NOT NULL,
+    unit TEXT NOT NULL, source TEXT NOT NULL,
+    last_slot INTEGER NOT NULL, last_ts REAL NOT NULL, last_value REAL NOT NULL,
+    UNIQUE (resource_id, metric_id));
+CREATE TABLE samples (
+    slot INTEGER NOT NULL, series INTEGER NOT NULL, metric_id INTEGER NOT NULL, ts REAL NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (slot, series)) WITHOUT ROWID;
+CREATE INDEX samples_metric_ts ON samples (metric_id, ts);
+CREATE TABLE batches (batch_id TEXT PRIMARY KEY, agent TEXT NOT NULL, received REAL NOT NULL, samples INTEGER NOT NULL);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+    reason TEXT NOT NULL, result TEXT NOT NULL, details TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '2');
+"""
+
+
+def _batch(samples: list[Sample], interval: float) -> Batch:
+    return Batch(uuid.uuid4().hex, "agent-1", interval, tuple(samples))
+
+
+def test_a_window_visits_the_metric_slots_through_the_key(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'store.db'}")
+    store.write_batch(_batch([Sample(f"h{i}", m, 0.5, T0) for i in range(3) for m in ("cpu", "mem")], 5.0))
+    plan = store._reader().execute(
+        "EXPLAIN QUERY PLAN " + _WINDOW + "SELECT s.value FROM starts "  # noqa: S608 (fixed text)
+        "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id",
+        {"metric": "cpu", "start": T0, "end": T0 + 60},
+    )
+    details = [row[3] for row in plan]
+    assert any("SEARCH s USING PRIMARY KEY (t0=? AND metric_id=?)" in d for d in details), details
+    assert not [d for d in details if d.split()[:2] in (["SCAN", "s"], ["SCAN", "samples"])], details
+    store.close()
+
+
+def test_a_layout_2_store_is_upgraded_with_every_sample(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V2)
+        conn.executemany("INSERT INTO metrics VALUES (?, ?)", [(1, "cpu"), (2, "mem")])
+        conn.executemany(
+            "INSERT INTO series VALUES (?, ?, ?, '', 'host', ?, ?, ?)",
+            [(1, "h1", 1, int((T0 + 10) // 5), T0 + 10, 0.3), (2, "h2", 2, int((T0 + 9) // 1), T0 + 9, 9.0)],
+        )
+        rows = [(int((T0 + i) // 5), 1, 1, T0 + i, i / 10) for i in (0, 5, 10)]  # h1 cpu every 5 s
+        rows += [(int((T0 + i) // 1), 2, 2, T0 + i, float(i)) for i in range(10)]  # h2 mem every second
+        conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?)", rows)
+    conn.close()
+
+    store = SQLiteStore(f"sqlite:///{path}")
+    assert [s.value for s in store.series("h1", "cpu", T0, T0 + 60)] == [0.0, 0.5, 1.0]
+    assert [v for _, _, v in store.window_values("mem", T0 + 2.5, T0 + 6)] == [3.0, 4.0, 5.0]
+    assert {(s.resource_id, s.value) for s in store.latest()} == {("h1", 0.3), ("h2", 9.0)}
+    # The identity survives: h1's slot at T0 + 10 is taken, so a late sample in it stores nothing.
+    assert store.write_batch(_batch([Sample("h1", "cpu", 0.9, T0 + 12)], 5.0)).stored == 0
+    assert store.write_batch(_batch([Sample("h1", "cpu", 0.9, T0 + 15)], 5.0)).stored == 1
+    assert [s.value for s in store.latest(resource_ids=["h1"])] == [0.9]
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert conn.execute("SELECT metric_id, interval FROM intervals ORDER BY 1").fetchall() == [(1, 5.0), (2, 1.0)]
+    conn.close()
