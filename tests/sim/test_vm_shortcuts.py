@@ -25,9 +25,9 @@ def _run(model: str, strategy: str, traces: Traces) -> RunResult:
 @pytest.mark.parametrize("strategy", ["thr-mmt-0.8", "mad-mmt-2.5", "iqr-mmt-1.5", "lr-mmt-1.2", "ours"])
 def test_runs_are_the_same_without_the_shortcuts(model: str, strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     traces = synthetic(vms=80, points=36)
-    monkeypatch.setattr(consolidate, "FAILURES_BEFORE_FIRST_ROOM", 0)  # from the first attempt on
+    monkeypatch.setattr(consolidate, "FAILURES_BEFORE_EACH_ROOM", 0)  # from the first attempt on
     fast = _run(model, strategy, traces)
-    monkeypatch.setattr(consolidate, "FAILURES_BEFORE_FIRST_ROOM", 10**9)
+    monkeypatch.setattr(consolidate, "FAILURES_BEFORE_EACH_ROOM", 10**9)
     monkeypatch.setattr(consolidate._Room, "refuses", lambda self, vms, excluded: False)
     monkeypatch.setattr(PowerAwareBestFit, "_passes", lambda self, plan, h, v, alloc: False)
     slow = _run(model, strategy, traces)

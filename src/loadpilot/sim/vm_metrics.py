@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -70,11 +70,7 @@ class RunResult:
 
     def summary(self) -> dict[str, Any]:
         """Every figure but the time series, as plain values (for JSON and tables)."""
-        out = asdict(self)
-        out.pop("series")
-        out.pop("heat")
-        out.pop("moves")
-        return out
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("series", "heat", "moves")}
 
 
 class Accumulator:

@@ -214,7 +214,7 @@ class Consolidation:
         settling = self._settling(c) if self.settle_s > 0 else None
         requests = c.vm_request.tolist()
         room = _Room(plan)
-        first_room: _FirstRoom | None = None
+        each_room: _EachRoom | None = None
         failed = 0
         migrations: list[Migration] = []
         attempts = 0
@@ -238,13 +238,13 @@ class Consolidation:
             vms.sort(key=lambda v: -requests[v])
             excluded = not_target | moves.full_targets()
             if (
-                first_room is None
-                and failed >= FAILURES_BEFORE_FIRST_ROOM
-                and (len(order) - i) * plan.pool.size <= FIRST_ROOM_MAX_CELLS
+                each_room is None
+                and failed >= FAILURES_BEFORE_EACH_ROOM
+                and int(plan.count[order[i:]].sum()) * plan.pool.size <= EACH_ROOM_MAX_CELLS
             ):
-                first_room = _FirstRoom(plan, placement, order[i:].tolist(), requests)
-            if first_room is not None and first_room.none_for(vms[0], excluded):
-                continue  # the first placement would fail
+                each_room = _EachRoom(plan, placement, order[i:].tolist())
+            if each_room is not None and each_room.none_for(vms, excluded):
+                continue  # a placement would fail
             if room.refuses(vms, excluded) or not _may_fit(plan, vms, excluded):
                 failed += 1
                 continue
@@ -262,8 +262,8 @@ class Consolidation:
                 for v, target in placed:
                     plan.remove(v, target)
                     moves.release_arriving(target)
-            if first_room is not None and placed:
-                first_room.changed([target for _, target in placed])
+            if each_room is not None and placed:
+                each_room.changed([target for _, target in placed])
             if len(placed) < len(vms):
                 failed += 1
                 continue
@@ -333,24 +333,25 @@ def _emptying_cost(c: VmCluster, eligible: Bools) -> tuple[Floats, Floats]:
     return np.where(eligible, loss, np.inf), np.where(eligible, copy, np.inf)
 
 
-FAILURES_BEFORE_FIRST_ROOM = 8  # attempts to empty a host that fail before _FirstRoom is worth building
-# ... and only while its table (hosts left to try x pool hosts) stays this small: at 10,000 hosts, rebuilding it
-# whenever the pool changes cost more than the attempts it saves (a 24 h run took 3x as long).
-FIRST_ROOM_MAX_CELLS = 2_000_000
+FAILURES_BEFORE_EACH_ROOM = 8  # attempts to empty a host that fail before _EachRoom is worth building
+# ... and only while its table (VMs on the hosts left to try x pool hosts) stays this small: at 10,000 hosts,
+# rebuilding it whenever the pool changes cost more than the attempts it saves (a 24 h run took 3x as long).
+EACH_ROOM_MAX_CELLS = 2_000_000
 
 
-class _FirstRoom:
-    """Whether the first VM (the largest) of each host the under-load pass may still try has room on any pool host,
-    for all those VMs at once (`PowerAwareBestFit.room`), brought up to date on the hosts a placement changed (on
-    all hosts when the pool changes). Where most attempts fail, most fail there: an attempt whose first VM has room
-    on no open host is given up at once, as its first placement would fail."""
+class _EachRoom:
+    """Whether each VM of the hosts the under-load pass may still try has room on any pool host
+    (`PowerAwareBestFit.room`, one VM at a time), brought up to date on the hosts a placement changed (on all hosts
+    when the pool changes). Where most attempts fail, most fail there: placements only take room, so an attempt
+    with a VM that has room on no open host would fail, however many of its other VMs it placed first (on the
+    PlanetLab days, 99 % of the attempts that got as far as placing)."""
 
-    def __init__(self, plan: Plan, placement: PowerAwareBestFit, hosts: list[int], requests: list[float]) -> None:
+    def __init__(self, plan: Plan, placement: PowerAwareBestFit, hosts: list[int]) -> None:
         self.plan = plan
         self.placement = placement
-        firsts = [min(plan.host_vms[h], key=lambda v: -requests[v]) for h in hosts if plan.host_vms[h]]
-        self.vms = np.array(firsts, dtype=np.intp)
-        self.row = {v: i for i, v in enumerate(firsts)}
+        vms = [v for h in hosts for v in plan.host_vms[h]]
+        self.vms = np.array(vms, dtype=np.intp)
+        self.row = {v: i for i, v in enumerate(vms)}
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -367,12 +368,12 @@ class _FirstRoom:
         if at.size:
             self.fits[:, at] = self.placement.room(self.plan, self.vms[:, None], self.pool[at])
 
-    def none_for(self, v: int, excluded: Bools) -> bool:
-        """Whether VM v surely has room on no pool host that is not `excluded` (False: it might)."""
+    def none_for(self, vms: list[int], excluded: Bools) -> bool:
+        """Whether one of these VMs surely has room on no pool host that is not `excluded` (False: each might)."""
         if self.plan.pool is not self.pool:
             self._rebuild()
-        row = self.row.get(v)
-        return row is not None and not (self.fits[row] & ~excluded[self.pool]).any()
+        rows = np.array([self.row[v] for v in vms if v in self.row], dtype=np.intp)
+        return bool(rows.size) and not self.fits[np.ix_(rows, np.flatnonzero(~excluded[self.pool]))].any(axis=1).all()
 
 
 class _Room:
