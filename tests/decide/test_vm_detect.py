@@ -136,9 +136,24 @@ def test_one_hosts_verdict_alone_is_exactly_the_one_among_many(detector: StaticT
         assert detector.evaluate(some)[0].tolist() == verdicts[:k].tolist()
 
 
-def test_detectors_built_on_matrix_products_tell_no_verdict_alone() -> None:
-    assert LocalRegression(1.2).evaluate_one(0.9, [0.5] * 10, 10) is None
-    assert KOfN(0.8).evaluate_one(0.9, [0.9] * 30, 30) is None
+@pytest.mark.parametrize(
+    "detector", [LocalRegression(1.2), KOfN(0.8), KOfN(0.5, k=2, n=3)], ids=["lr", "kofn", "kofn-2-3"]
+)
+def test_forecasting_detectors_tell_one_host_alone_as_among_many(detector: LocalRegression | KOfN) -> None:
+    rng = np.random.default_rng(5)
+    history = rng.uniform(0.3, 1.0, (400, 30))  # values near every threshold, so verdicts go both ways
+    history[:100, 20:] = 0.0
+    history[100:120, 6:] = 0.0  # LR's fallback below 10 values
+    length = trimmed_length(history)
+    utilisation = rng.uniform(0.5, 1.1, 400)
+    intervals = rng.integers(0, 4, 400).astype(np.float64)
+    verdicts, _ = detector.evaluate(HostSeries(utilisation, history, length, intervals))
+    assert 20 < verdicts.sum() < 380
+    for verdict, u, row, n, m in zip(verdicts, utilisation, history, length, intervals, strict=True):
+        assert detector.evaluate_one(float(u), row.tolist(), int(n), float(m)) == bool(verdict)
+    for k in (1, 7, 30):  # among others, and with other rows beside it, the same verdict
+        some = HostSeries(utilisation[-k:], history[-k:], length[-k:], intervals[-k:])
+        assert detector.evaluate(some)[0].tolist() == verdicts[-k:].tolist()
 
 
 def test_power_curves_price_many_hosts_as_the_tables_price_one() -> None:

@@ -9,6 +9,7 @@ elsewhere so it can be switched off; a host whose VMs cannot all be placed is le
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -129,7 +130,8 @@ class Consolidation:
         width = self.detector.history_width
         utilisation = float(plan.requested[h]) / float(plan.cluster.capacity[h])
         history = plan.history[h, :width].tolist() if width else []
-        verdict = self.detector.evaluate_one(utilisation, history, int(plan.length[h]) if width else 0)
+        intervals = math.ceil(float(plan.max_migration_s[h]) / plan.cluster.interval_s)  # as Plan.series
+        verdict = self.detector.evaluate_one(utilisation, history, int(plan.length[h]) if width else 0, intervals)
         if verdict is None:
             return bool(self.detector.evaluate(plan.series(np.array([h]), width))[0][0])
         return verdict
@@ -372,8 +374,13 @@ class _EachRoom:
         """Whether one of these VMs surely has room on no pool host that is not `excluded` (False: each might)."""
         if self.plan.pool is not self.pool:
             self._rebuild()
-        rows = np.array([self.row[v] for v in vms if v in self.row], dtype=np.intp)
-        return bool(rows.size) and not self.fits[np.ix_(rows, np.flatnonzero(~excluded[self.pool]))].any(axis=1).all()
+        rows = [self.row[v] for v in vms if v in self.row]
+        if not rows:
+            return False
+        open_ = ~excluded[self.pool]
+        if not (self.fits[rows[0]] & open_).any():  # the largest VM first: where most attempts fail, alone
+            return True
+        return len(rows) > 1 and not (self.fits[rows[1:]] & open_).any(axis=1).all()
 
 
 class _Room:

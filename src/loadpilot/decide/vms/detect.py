@@ -67,7 +67,9 @@ class Detector(Protocol):
         """Verdicts and the figure behind each (utilisation, threshold or prediction)."""
         ...
 
-    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
+    def evaluate_one(
+        self, utilisation: float, history: Sequence[float], length: int, migration_intervals: float = 0.0
+    ) -> bool | None:
         """The verdict on one host (its history trimmed to `length`) without arrays, exactly as `evaluate` would
         give it; None, for any host, when only `evaluate` can (its figures depend on the hosts evaluated with it)."""
         ...
@@ -89,7 +91,9 @@ class StaticThreshold:
         """A host is overloaded when utilisation > threshold."""
         return series.utilisation > self.threshold, np.full(series.utilisation.shape, self.threshold)
 
-    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
+    def evaluate_one(
+        self, utilisation: float, history: Sequence[float], length: int, migration_intervals: float = 0.0
+    ) -> bool | None:
         """utilisation > threshold."""
         return utilisation > self.threshold
 
@@ -189,15 +193,40 @@ _SXX = float((_XC * _XC).sum())
 
 _LR_MEAN = np.full(_LR_LENGTH, 1 / _LR_LENGTH)
 _LR_SLOPE = (_XC / _SXX)[::-1].copy()  # applied to the newest-first values
+_LR_MEAN_LIST = _LR_MEAN.tolist()
+_LR_SLOPE_LIST = _LR_SLOPE.tolist()
+
+
+def dot_rows(rows: Floats, weights: Floats) -> Floats:
+    """Each row's dot product with `weights`, the products summed one by one from the first (an accumulation is
+    sequential by definition): every row gets the same operations whatever rows come with it (a matrix product's
+    rounding depends on them), and `dot_one` gives a row alone the same bits. So a host's verdict is the same
+    told alone or among many."""
+    products = rows[:, : len(weights)] * weights
+    return np.asarray(np.add.accumulate(products, axis=1)[:, -1], dtype=np.float64)
+
+
+def dot_one(values: Sequence[float], weights: Sequence[float]) -> float:
+    """`dot_rows` for one row of plain floats, operation for operation."""
+    total = values[0] * weights[0]
+    for j in range(1, len(weights)):
+        total += values[j] * weights[j]
+    return total
 
 
 def lr_prediction(history: Floats, migration_intervals: Floats) -> Floats:
     """Utilisation predicted by a least-squares line through the 10 newest values, `migration_intervals` steps
     past the newest (CloudSim's LR: x = 1..10 oldest to newest, predicted at x = 10 + intervals)."""
-    newest = history[:, :_LR_LENGTH]
-    mean = newest @ _LR_MEAN
-    slope = newest @ _LR_SLOPE
+    mean = dot_rows(history, _LR_MEAN)
+    slope = dot_rows(history, _LR_SLOPE)
     return np.asarray(mean + slope * (_LR_LENGTH + migration_intervals - _X_MEAN))
+
+
+def lr_prediction_one(history: Sequence[float], migration_intervals: float) -> float:
+    """`lr_prediction` for one host's history of plain floats, operation for operation."""
+    mean = dot_one(history, _LR_MEAN_LIST)
+    slope = dot_one(history, _LR_SLOPE_LIST)
+    return mean + slope * (_LR_LENGTH + migration_intervals - _X_MEAN)
 
 
 @dataclass(frozen=True)
@@ -232,7 +261,9 @@ class AdaptiveThreshold:
             thresholds[enough] = 1 - self.safety * f(series.history[enough], length, _uniform(length))
         return series.utilisation > thresholds, thresholds
 
-    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
+    def evaluate_one(
+        self, utilisation: float, history: Sequence[float], length: int, migration_intervals: float = 0.0
+    ) -> bool | None:
         """The same statistics on plain floats (order statistics and IEEE arithmetic: the same values)."""
         if length < self.min_history:
             return utilisation > self.fallback
@@ -279,9 +310,13 @@ class LocalRegression:
             values[enough] = predicted
         return over, values
 
-    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
-        """None: the regression is a matrix product, whose rounding depends on the rows computed together."""
-        return None
+    def evaluate_one(
+        self, utilisation: float, history: Sequence[float], length: int, migration_intervals: float = 0.0
+    ) -> bool | None:
+        """The same prediction on plain floats, operation for operation."""
+        if length < _LR_LENGTH:
+            return utilisation > self.fallback
+        return self.safety * lr_prediction_one(history, migration_intervals) >= 1
 
     def describe(self, value: float, utilisation: float) -> str:
         """Why: the regression's prediction, or the fallback threshold."""
@@ -317,9 +352,15 @@ class KOfN:
             forecast[persistent] = ewma_forecast(series.history[persistent], series.length[persistent], self.alpha)
         return persistent & (forecast > self.threshold), forecast
 
-    def evaluate_one(self, utilisation: float, history: Sequence[float], length: int) -> bool | None:
-        """None: the forecast is a matrix product, whose rounding depends on the rows computed together."""
-        return None
+    def evaluate_one(
+        self, utilisation: float, history: Sequence[float], length: int, migration_intervals: float = 0.0
+    ) -> bool | None:
+        """The same count and forecast on plain floats, operation for operation."""
+        recent = history[: min(self.n, len(history), length)]
+        if sum(x > self.threshold for x in recent) < self.k:
+            return False
+        weights = _holt_weights(length, len(history), self.alpha, 1.0)
+        return dot_one(history, weights.tolist()) > self.threshold
 
     def describe(self, value: float, utilisation: float) -> str:
         """Why: persistent and forecast overload."""
@@ -328,14 +369,14 @@ class KOfN:
 
 def ewma_forecast(history: Floats, length: Ints, alpha: float, horizon: float = 1.0) -> Floats:
     """One-step-ahead forecast per row: Holt's linear smoothing over the history (oldest to newest). The
-    smoothing is linear in the values, so each row is a dot product with the weights of its length."""
+    smoothing is linear in the values, so each row is a dot product (`dot_rows`) with the weights of its length."""
     common = _uniform(length)
-    if common is not None:  # the usual case: one dot product for all rows
-        return np.asarray(history @ _holt_weights(common, history.shape[1], alpha, horizon), dtype=np.float64)
+    if common is not None:  # the usual case: the same weights for all rows
+        return dot_rows(history, _holt_weights(common, history.shape[1], alpha, horizon))
     out = np.zeros(history.shape[0])
     for n in np.unique(length).tolist():
         rows = length == n
-        out[rows] = history[rows] @ _holt_weights(int(n), history.shape[1], alpha, horizon)
+        out[rows] = dot_rows(history[rows], _holt_weights(int(n), history.shape[1], alpha, horizon))
     return out
 
 

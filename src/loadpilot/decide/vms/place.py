@@ -9,6 +9,7 @@ its measured utilisation, so switching a host on costs its idle power only once 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,12 +107,14 @@ class PowerAwareBestFit:
         c = plan.cluster
         utilisation = (float(plan.requested[h]) + float(c.vm_request[v])) / float(c.capacity[h])
         width = self.detector.history_width
+        longest = max(float(plan.max_migration_s[h]), float(c.vm_migration_s[v]))
+        intervals = math.ceil(longest / c.interval_s)  # all as series_with
         if width:
-            row = plan.history[h, :width] + c.vm_history[v, :width] * (c.vm_size[v] / c.capacity[h])  # as series_with
+            row = plan.history[h, :width] + c.vm_history[v, :width] * (c.vm_size[v] / c.capacity[h])
             length = int(max(plan.length[h], plan.vm_length[v]))
-            verdict = self.detector.evaluate_one(utilisation, row.tolist(), length)
+            verdict = self.detector.evaluate_one(utilisation, row.tolist(), length, intervals)
         else:
-            verdict = self.detector.evaluate_one(utilisation, (), 0)
+            verdict = self.detector.evaluate_one(utilisation, (), 0, intervals)
         if verdict is None:
             self._alone = False
         return verdict is False
