@@ -1,10 +1,13 @@
-"""The SQLite store's own layout: windows read the samples' key, and a store of the previous layout is upgraded."""
+"""The SQLite store's own layout and write path: windows read the samples' key, a store of the previous layout is
+upgraded, and rows made outside the write lock are made again when retention forgot their series meanwhile."""
 
 from __future__ import annotations
 
 import sqlite3
 import uuid
 from pathlib import Path
+
+import pytest
 
 from loadpilot.model import Batch, Sample
 from loadpilot.store.sqlite import _WINDOW, SQLiteStore
@@ -78,3 +81,23 @@ def test_a_layout_2_store_is_upgraded_with_every_sample(tmp_path: Path) -> None:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         assert conn.execute("SELECT metric_id, interval FROM intervals ORDER BY 1").fetchall() == [(1, 5.0), (2, 1.0)]
     conn.close()
+
+
+def test_rows_made_before_a_retention_pass_forgot_their_series_are_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'store.db'}")
+    store.write_batch(_batch([Sample("h1", "cpu", 0.1, T0)], 5.0))
+    made_alone = store._series_rows
+
+    def retention_meanwhile(batch: Batch, *args: object) -> object:
+        rows = made_alone(batch, *args)
+        if not args:  # made outside the write lock, with h1's series id: now retention forgets h1
+            assert store.delete_before(T0 + 1) == 1
+        return rows
+
+    monkeypatch.setattr(store, "_series_rows", retention_meanwhile)
+    assert store.write_batch(_batch([Sample("h1", "cpu", 0.7, T0 + 3600)], 5.0)).stored == 1
+    assert [s.value for s in store.series("h1", "cpu", T0, T0 + 7200)] == [0.7]
+    assert [s.value for s in store.latest(resource_ids=["h1"])] == [0.7]
+    store.close()

@@ -97,6 +97,7 @@ class _Pending:
 
     batch: Batch
     rows: _Rows | None
+    forgets: int  # the store's count of retention passes that forgot series, when `rows` were made
     result: WriteResult | None = None
     error: BaseException | None = None
 
@@ -168,6 +169,7 @@ class SQLiteStore:
         self._series: dict[tuple[str, str], tuple[int, int]] = {}  # (resource, metric) -> (series, metric id)
         self._metric_ids: dict[str, int] = {}
         self._intervals: set[tuple[int, float]] = set()  # (metric id, interval) pairs stored
+        self._forgets = 0  # retention passes that removed series (and their ids from `_series`)
         self._writer = self._connect()
         with self._write_lock:
             # auto_vacuum must be chosen before the first table exists; incremental lets retention give pages back.
@@ -217,7 +219,8 @@ class SQLiteStore:
         one transaction, so concurrent writers share one fsync instead of queueing for one each. A batch of
         series stored before has its rows made here, by its own thread, so the writer only writes them.
         """
-        pending = _Pending(batch, self._series_rows(batch))
+        forgets = self._forgets  # read first: a retention pass while the rows are made voids them
+        pending = _Pending(batch, self._series_rows(batch), forgets)
         with self._queue_lock:
             self._queue.append(pending)
         with self._write_lock:
@@ -249,7 +252,8 @@ class SQLiteStore:
                 if cur.rowcount == 0:
                     results.append(WriteResult(duplicate=True, stored=0, received=received))
                     continue
-                rows = item.rows or self._series_rows(batch, conn, new_series)
+                rows = item.rows if item.forgets == self._forgets else None
+                rows = rows or self._series_rows(batch, conn, new_series)
                 assert rows is not None  # with the connection, every series is found or created
                 samples, newest = rows
                 intervals = {(mid, batch.interval) for mid in {row[1] for row in samples}}
@@ -456,6 +460,8 @@ class SQLiteStore:
                 conn.execute("COMMIT")
                 for rid, metric in forgotten:
                     self._series.pop((rid, metric), None)
+                if forgotten:
+                    self._forgets += 1  # rows made with the forgotten series' ids are made again
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
