@@ -130,8 +130,8 @@ class PowerAwareBestFit:
         The cheapest host usually passes the overload test: it is tested first on its own when the detector can
         tell one host's verdict alone. With many candidates the overload test is the costly part, so hosts are
         tested cheapest first and the first that passes wins: the same host as testing them all and taking the
-        least power growth among the rest (to the last bit for the detectors that can tell a host alone; the
-        regression's and the forecast's matrix products round a row depending on the rows computed with it).
+        least power growth among the rest (to the last bit: each built-in detector's verdict on a host is the same
+        whatever hosts are evaluated with it).
         """
         hosts = self._suitable(plan, v, excluded)
         if hosts.size == 0:
