@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import uuid
@@ -223,6 +224,21 @@ def test_latest_is_not_overwritten_by_an_older_resend(store: Store) -> None:
     assert [(s.value, s.timestamp) for s in store.latest()] == [(0.9, T0 + 10)]
     store.delete_before(T0 + 20)
     assert store.latest() == []
+
+
+def test_latest_of_many_series_in_one_batch_is_each_ones_newest_slot(store: Store) -> None:
+    # 250 series, three slots each, in no order, twice in the newest slot: the first sample of the newest slot wins.
+    rng = random.Random(7)
+    samples = [Sample(f"r{i}", "cpu", float(i * 10 + k), T0 + k * 5, "ratio") for i in range(250) for k in range(3)]
+    samples += [Sample(f"r{i}", "cpu", -1.0, T0 + 11) for i in range(250)]  # slot of k = 2, later: not stored
+    rng.shuffle(samples)
+    samples.sort(key=lambda s: s.value == -1.0)  # the late ones after the first of their slot
+    assert store.write_batch(batch(samples, interval=5.0)).stored == 750
+    latest = {s.resource_id: s for s in store.latest("cpu")}
+    assert {rid: s.value for rid, s in latest.items()} == {f"r{i}": float(i * 10 + 2) for i in range(250)}
+    assert {s.timestamp for s in latest.values()} == {T0 + 10} and {s.unit for s in latest.values()} == {"ratio"}
+    store.write_batch(batch([Sample(f"r{i}", "cpu", 5.0, T0) for i in range(250)], interval=5.0))  # older again
+    assert {s.value for s in store.latest("cpu")} == {float(i * 10 + 2) for i in range(250)}
 
 
 def test_a_reopened_store_stores_nothing_twice(store: Store) -> None:
