@@ -241,6 +241,23 @@ def test_latest_of_many_series_in_one_batch_is_each_ones_newest_slot(store: Stor
     assert {s.value for s in store.latest("cpu")} == {float(i * 10 + 2) for i in range(250)}
 
 
+def test_a_slot_keeps_its_first_sample_in_series_and_latest(store: Store) -> None:
+    result = store.write_batch(batch([Sample("h1", "cpu", 0.9, T0 + 5), Sample("h1", "cpu", 0.1, T0 + 3)], interval=10))
+    assert result.stored == 1
+    assert [(s.value, s.timestamp) for s in store.series("h1", "cpu", T0, T0 + 10)] == [(0.9, T0 + 5)]
+    assert [(s.value, s.timestamp) for s in store.latest("cpu")] == [(0.9, T0 + 5)]
+
+
+def test_a_series_that_changes_interval_keeps_both_and_its_newest(store: Store) -> None:
+    t = 1_699_999_980.0  # a multiple of 60: the minute's slot starts where a 10 s slot does
+    store.write_batch(batch([Sample("h1", "cpu", float(i), t + 1 + i * 10) for i in range(3)], interval=10))
+    assert store.write_batch(batch([Sample("h1", "cpu", 9.0, t + 55)], interval=60)).stored == 1
+    assert store.write_batch(batch([Sample("h1", "cpu", 8.0, t + 50)], interval=60)).stored == 0  # its minute
+    assert [s.value for s in store.series("h1", "cpu", t, t + 60)] == [0.0, 1.0, 2.0, 9.0]
+    assert [(s.value, s.timestamp) for s in store.latest("cpu")] == [(9.0, t + 55)]
+    assert [v for _, _, v in store.window_values("cpu", t + 30, t + 60)] == [9.0]
+
+
 def test_a_reopened_store_stores_nothing_twice(store: Store) -> None:
     store.write_batch(batch([Sample("h1", "cpu", 0.5, T0)]))
     again = open_store(store.url)

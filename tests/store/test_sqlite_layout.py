@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loadpilot.model import Batch, Sample
-from loadpilot.store.sqlite import _WINDOW, SQLiteStore
+from loadpilot.store.sqlite import _RANGE_STARTS, _SLOT_STARTS, SQLiteStore
 
 T0 = 1_700_000_000.0
 
@@ -43,14 +43,29 @@ def _batch(samples: list[Sample], interval: float) -> Batch:
 def test_a_window_visits_the_metric_slots_through_the_key(tmp_path: Path) -> None:
     store = SQLiteStore(f"sqlite:///{tmp_path / 'store.db'}")
     store.write_batch(_batch([Sample(f"h{i}", m, 0.5, T0) for i in range(3) for m in ("cpu", "mem")], 5.0))
-    plan = store._reader().execute(
-        "EXPLAIN QUERY PLAN " + _WINDOW + "SELECT s.value FROM starts "  # noqa: S608 (fixed text)
-        "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id",
-        {"metric": "cpu", "start": T0, "end": T0 + 60},
-    )
+    conn = store._reader()
+    starts, args = store._window(conn, "cpu", T0, T0 + 60)
+    assert starts == _SLOT_STARTS
+    sql = "EXPLAIN QUERY PLAN " + starts + "SELECT s.value FROM starts "  # noqa: S608 (fixed text)
+    plan = conn.execute(sql + "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id", args)
     details = [row[3] for row in plan]
     assert any("SEARCH s USING PRIMARY KEY (t0=? AND metric_id=?)" in d for d in details), details
     assert not [d for d in details if d.split()[:2] in (["SCAN", "s"], ["SCAN", "samples"])], details
+    store.close()
+
+
+def test_a_window_with_too_many_slots_to_visit_reads_a_range(tmp_path: Path) -> None:
+    # One reading at a millisecond interval, then a day at 5 s: a day's window would visit 86 million slots.
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'store.db'}")
+    store.write_batch(_batch([Sample("odd", "cpu", 0.25, T0 + 0.0015)], 0.001))
+    store.write_batch(_batch([Sample("h1", "cpu", i / 10, T0 + i * 5) for i in range(17_280)], 5.0))
+    starts, _ = store._window(store._reader(), "cpu", T0, T0 + 86_400)
+    assert starts == _RANGE_STARTS
+    got = store.window_values("cpu", T0, T0 + 86_400)
+    assert len(got) == 17_281 and got[:2] == [("h1", T0, 0.0), ("odd", T0 + 0.0015, 0.25)]
+    assert store.buckets("cpu", T0, T0 + 86_400, 43_200, resource_ids=["odd"]) == [("odd", 0, 0.25)]
+    assert store._window(store._reader(), "cpu", T0 + 50, T0 + 60)[0] == _SLOT_STARTS  # 10,000 visits
+    assert [s.value for s in store.series("h1", "cpu", T0 + 50, T0 + 60)] == [1.0, 1.1]
     store.close()
 
 
@@ -58,28 +73,40 @@ def test_a_layout_2_store_is_upgraded_with_every_sample(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
         conn.executescript(_V2)
-        conn.executemany("INSERT INTO metrics VALUES (?, ?)", [(1, "cpu"), (2, "mem")])
+        conn.executemany("INSERT INTO metrics VALUES (?, ?)", [(1, "cpu"), (2, "mem"), (3, "disk")])
         conn.executemany(
             "INSERT INTO series VALUES (?, ?, ?, '', 'host', ?, ?, ?)",
-            [(1, "h1", 1, int((T0 + 10) // 5), T0 + 10, 0.3), (2, "h2", 2, int((T0 + 9) // 1), T0 + 9, 9.0)],
+            [
+                (1, "h1", 1, int((T0 + 10) // 5), T0 + 10, 0.3),
+                (2, "h2", 2, int((T0 + 9) // 1), T0 + 9, 9.0),
+                (3, "h3", 3, int((T0 + 7300) // 3600), T0 + 7300, 2.0),
+            ],
         )
         rows = [(int((T0 + i) // 5), 1, 1, T0 + i, i / 10) for i in (0, 5, 10)]  # h1 cpu every 5 s
         rows += [(int((T0 + i) // 1), 2, 2, T0 + i, float(i)) for i in range(10)]  # h2 mem every second
+        rows += [(int((T0 + i) // 3600), 3, 3, T0 + i, i / 3650) for i in (100, 3650, 7300)]  # h3 disk hourly
         conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?)", rows)
     conn.close()
 
     store = SQLiteStore(f"sqlite:///{path}")
     assert [s.value for s in store.series("h1", "cpu", T0, T0 + 60)] == [0.0, 0.5, 1.0]
     assert [v for _, _, v in store.window_values("mem", T0 + 2.5, T0 + 6)] == [3.0, 4.0, 5.0]
-    assert {(s.resource_id, s.value) for s in store.latest()} == {("h1", 0.3), ("h2", 9.0)}
+    assert {(s.resource_id, s.value) for s in store.latest()} == {("h1", 0.3), ("h2", 9.0), ("h3", 2.0)}
+    assert [s.value for s in store.series("h3", "disk", T0, T0 + 8000)] == [100 / 3650, 1.0, 2.0]
     # The identity survives: h1's slot at T0 + 10 is taken, so a late sample in it stores nothing.
     assert store.write_batch(_batch([Sample("h1", "cpu", 0.9, T0 + 12)], 5.0)).stored == 0
     assert store.write_batch(_batch([Sample("h1", "cpu", 0.9, T0 + 15)], 5.0)).stored == 1
     assert [s.value for s in store.latest(resource_ids=["h1"])] == [0.9]
+    # An hour's slot holds one sample, and retention keeps what is newer than its cutoff.
+    assert store.write_batch(_batch([Sample("h3", "disk", 9.0, T0 + 3700)], 3600.0)).stored == 0
+    assert store.delete_before(T0 + 3650) == 4 + 10 + 1  # h1, h2 and the first hour of h3
+    assert [s.value for s in store.series("h3", "disk", T0, T0 + 8000)] == [1.0, 2.0]
     store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
-        assert conn.execute("SELECT metric_id, interval FROM intervals ORDER BY 1").fetchall() == [(1, 5.0), (2, 1.0)]
+        intervals = conn.execute("SELECT metric_id, interval FROM intervals ORDER BY 1").fetchall()
+        assert intervals == [(1, 5.0), (2, 1.0), (3, 3600.0)]
+        assert conn.execute("SELECT count(*) FROM samples WHERE t0 > ts OR ts >= t0 + interval").fetchone() == (0,)
     conn.close()
 
 

@@ -87,7 +87,7 @@ _INSERT_SAMPLES: LiteralString = "INSERT INTO samples " + _UNNEST_ROWS + " ON CO
 _UPSERT_LATEST: LiteralString = (
     "INSERT INTO latest " + _UNNEST_ROWS + " ON CONFLICT (resource_id, metric) DO UPDATE SET "
     "slot = excluded.slot, ts = excluded.ts, value = excluded.value, unit = excluded.unit, source = excluded.source "
-    "WHERE excluded.slot > latest.slot"
+    "WHERE excluded.ts > latest.ts AND excluded.slot <> latest.slot"  # newer, and not the kept one's slot
 )
 _UPSERT_RESOURCES: LiteralString = (
     "INSERT INTO resources (id, kind, labels, first_seen) "

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 
 from loadpilot.errors import PermanentError
@@ -19,19 +20,21 @@ from loadpilot.store.base import (
     dump_json,
     labels_match,
 )
+from loadpilot.store.sqlite_upgrade import upgrade_from_v2
 
 SCHEMA_VERSION = 3
 
 # Layout, chosen for ingest. Metric names and series (resource, metric) are named once and samples refer to them
-# by small integers, so a sample row is five numbers. The samples' one tree is keyed by (t0, metric, series),
-# t0 = slot x interval being the start of the sample's slot: an agent's tick writes one slot of many series, and
-# its rows land at the end of the tree, a run per metric, in the order they are sorted into. A second index, on
+# by small integers, so a sample row is six numbers. The samples' one tree is keyed by (t0, metric, series,
+# interval), t0 = slot x interval being the start of the sample's slot: an agent's tick writes one slot of many
+# series, and its rows land at the end of the tree, a run per metric, in the order they are sorted into. (A REAL
+# with no fraction, as t0 and the interval usually are, is stored as a small integer.) A second index, on
 # (metric, ts) in an earlier layout, grew at one point per metric in the middle of its tree: it cost two thirds of
 # the pages each commit wrote and a third of the write time. A window of one metric instead visits each slot
 # start in the window (one short run per slot, for each interval that metric is reported at, which `intervals`
 # lists), and a window of all metrics is a range of the tree. A series' newest sample lives on its `series` row,
-# so "now" never needs a scan. (resource, metric, slot) stays a sample's identity: t0 is the slot at a given
-# interval, and one series keeps one row per t0.
+# so "now" never needs a scan. (resource, metric, slot) stays a sample's identity, at its interval: (t0, interval)
+# is the slot, so a series that changes interval keeps the readings of both.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resources (
@@ -42,11 +45,12 @@ CREATE TABLE IF NOT EXISTS intervals (
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, metric_id INTEGER NOT NULL,
     unit TEXT NOT NULL, source TEXT NOT NULL,
-    last_t0 REAL NOT NULL, last_ts REAL NOT NULL, last_value REAL NOT NULL,
+    last_t0 REAL NOT NULL, last_interval REAL NOT NULL, last_ts REAL NOT NULL, last_value REAL NOT NULL,
     UNIQUE (resource_id, metric_id));
 CREATE TABLE IF NOT EXISTS samples (
-    t0 REAL NOT NULL, metric_id INTEGER NOT NULL, series INTEGER NOT NULL, ts REAL NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (t0, metric_id, series)) WITHOUT ROWID;
+    t0 REAL NOT NULL, metric_id INTEGER NOT NULL, series INTEGER NOT NULL, interval REAL NOT NULL,
+    ts REAL NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (t0, metric_id, series, interval)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, agent TEXT NOT NULL, received REAL NOT NULL, samples INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS batches_received ON batches (received);
@@ -55,54 +59,67 @@ CREATE TABLE IF NOT EXISTS events (
     reason TEXT NOT NULL, result TEXT NOT NULL, details TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
-_INSERT_SAMPLES = "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?)"
+_INSERT_SAMPLES = "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?)"
 # The no-op updates make RETURNING answer when another process created the row first.
 _NEW_METRIC = "INSERT INTO metrics (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id"
 _NEW_SERIES = (
-    "INSERT INTO series (resource_id, metric_id, unit, source, last_t0, last_ts, last_value) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (resource_id, metric_id) DO UPDATE SET unit = unit RETURNING id"
+    "INSERT INTO series (resource_id, metric_id, unit, source, last_t0, last_interval, last_ts, last_value) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (resource_id, metric_id) DO UPDATE SET unit = unit RETURNING id"
 )
-_UPDATE_LATEST = (
-    "UPDATE series SET last_t0 = ?1, last_ts = ?2, last_value = ?3, unit = ?4, source = ?5 "
-    "WHERE id = ?6 AND last_t0 < ?1"
+# The newest sample is the one with the latest timestamp, unless it is in the slot of the one kept (the store
+# keeps the first sample of a slot, and so does the series row).
+_NEWER = "last_ts < {ts} AND NOT (last_t0 = {t0} AND last_interval = {iv})"
+_UPDATE_LATEST = " ".join(
+    (
+        "UPDATE series SET last_t0 = ?1, last_interval = ?2, last_ts = ?3, last_value = ?4, unit = ?5, source = ?6",
+        "WHERE id = ?7 AND",
+        _NEWER.format(ts="?3", t0="?1", iv="?2"),
+    )
 )
 # Rows go in CHUNK at a time, one statement each: per row, executemany's binding and stepping cost more than the
 # row's own work (2.5x the time of the chunked insert). The last rows of a batch, fewer than CHUNK, use executemany.
 CHUNK = 100
-_INSERT_CHUNK = " ".join(("INSERT OR IGNORE INTO samples VALUES", ", ".join(["(?, ?, ?, ?, ?)"] * CHUNK)))
+_INSERT_CHUNK = " ".join(("INSERT OR IGNORE INTO samples VALUES", ", ".join(["(?, ?, ?, ?, ?, ?)"] * CHUNK)))
 _UPDATE_CHUNK = " ".join(
     (
-        "UPDATE series SET last_t0 = v.column1, last_ts = v.column2, last_value = v.column3, unit = v.column4,",
-        "source = v.column5 FROM (VALUES",
-        ", ".join(["(?, ?, ?, ?, ?, ?)"] * CHUNK),
-        ") AS v WHERE series.id = v.column6 AND series.last_t0 < v.column1",
+        "UPDATE series SET last_t0 = v.column1, last_interval = v.column2, last_ts = v.column3,",
+        "last_value = v.column4, unit = v.column5, source = v.column6 FROM (VALUES",
+        ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * CHUNK),
+        ") AS v WHERE series.id = v.column7 AND",
+        _NEWER.format(ts="v.column3", t0="v.column1", iv="v.column2"),
     )
 )
-# The slot starts of one metric's samples in [?start, ?end): for each interval it is reported at, k x interval
-# for k from the slot of the start to the slot of the end, inside the samples' own first and last slot start (so
-# a window far wider than the data visits no empty slots). One slot more at each end keeps float division safe.
-# The caller adds its filters and the `s.ts >= :start AND s.ts < :end` that cuts the first and last slot.
-# Join it as `JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id`. Two intervals can share a
-# slot start (10 s is a slot start at 1 s and at 5 s), hence DISTINCT.
-_WINDOW = """
+# The slot starts of one metric's samples in [:start, :end), as `starts (metric_id, t0)`: for each interval it is
+# reported at, k x interval for k from the slot of the start to the slot of the end, inside the samples' own first
+# and last slot start (:lo, :hi), one slot more at each end (float division). Two intervals can share a slot start
+# (10 s is one at 1 s and at 5 s), hence DISTINCT. Join it as `JOIN samples s ON s.t0 = starts.t0 AND
+# s.metric_id = starts.metric_id`, and add `s.ts >= :start AND s.ts < :end`, which cuts the first and last slot.
+_SLOT_STARTS = """
 WITH RECURSIVE
-    bounds (lo, hi) AS (
-        SELECT max(:start, (SELECT min(t0) FROM samples)), min(:end, (SELECT max(t0) FROM samples))),
     slots (metric_id, iv, k, last) AS (
-        SELECT i.metric_id, i.interval, CAST(lo / i.interval AS INTEGER) - 1, CAST(hi / i.interval AS INTEGER) + 1
-        FROM intervals i, bounds WHERE i.metric_id = (SELECT id FROM metrics WHERE name = :metric)
+        SELECT metric_id, interval, CAST(:lo / interval AS INTEGER) - 1, CAST(:hi / interval AS INTEGER) + 1
+        FROM intervals WHERE metric_id = (SELECT id FROM metrics WHERE name = :metric)
         UNION ALL SELECT metric_id, iv, k + 1, last FROM slots WHERE k < last),
     starts (metric_id, t0) AS (SELECT DISTINCT metric_id, k * iv FROM slots)
 """
+# The same from a range of the tree (every metric's rows in it read), when visiting each slot would take longer:
+# a window far longer than the metric's interval.
+_RANGE_STARTS = """
+WITH starts (metric_id, t0) AS (
+    SELECT DISTINCT metric_id, t0 FROM samples
+    WHERE t0 >= :lo AND t0 <= :hi AND metric_id = (SELECT id FROM metrics WHERE name = :metric))
+"""
+MAX_SLOT_VISITS = 100_000  # a visit costs about as much as reading a few rows
 _UPSERT_RESOURCE = (
     "INSERT INTO resources (id, kind, labels, first_seen) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, labels = excluded.labels"
 )
 
 
-_Rows = tuple[list[tuple[float, int, int, float, float]], list[tuple[float, float, float, str, str, int]]]
-"""A batch's sample rows (t0, metric id, series, ts, value) in key order, and the updates that keep each series'
-newest sample."""
+_KEY = itemgetter(0, 1, 2)  # a sample row's key (the interval, its fourth column, is the batch's)
+_Rows = tuple[list[tuple[float, int, int, float, float, float]], list[tuple[float, float, float, float, str, str, int]]]
+"""A batch's sample rows (t0, metric id, series, interval, ts, value) in key order, and the updates that keep each
+series' newest sample."""
 
 
 @dataclass
@@ -114,41 +131,6 @@ class _Pending:
     forgets: int  # the store's count of retention passes that forgot series, when `rows` were made
     result: WriteResult | None = None
     error: BaseException | None = None
-
-
-# Layout 2 keyed samples by (slot, series) and did not keep intervals. A slot's interval is ts / slot to within
-# interval / slot, a few microseconds for any interval under a quarter of an hour: rounded to the millisecond
-# (the smallest interval), it is the interval the agent used.
-_V2_SET_ASIDE = """
-ALTER TABLE samples RENAME TO samples_v2;
-DROP INDEX samples_metric_ts;
-ALTER TABLE series RENAME COLUMN last_slot TO last_t0;
-"""
-_V2_COPY = """
-INSERT INTO samples SELECT slot * round(ts / slot, 3), metric_id, series, ts, value FROM samples_v2 WHERE slot > 0
-    ORDER BY 1, 2, 3;
-INSERT INTO intervals SELECT DISTINCT metric_id, round(ts / slot, 3) FROM samples_v2 WHERE slot > 0;
-DROP TABLE samples_v2;
-UPDATE series SET last_t0 = CASE WHEN last_t0 > 0 THEN last_t0 * round(last_ts / last_t0, 3) ELSE 0.0 END;
-UPDATE meta SET value = '3' WHERE key = 'schema_version';
-"""
-
-
-def _upgrade_from_v2(conn: sqlite3.Connection) -> None:
-    """Rewrite a layout-2 store in layout 3, in one transaction: all of it or, on any failure, none of it.
-
-    Samples of slot 0 (timestamps within one interval of 1970) have no interval to recover and are left out.
-    """
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in (_V2_SET_ASIDE + _SCHEMA + _V2_COPY).split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _in_chunks(conn: sqlite3.Connection, chunk_sql: str, row_sql: str, rows: Sequence[tuple[object, ...]]) -> None:
@@ -201,8 +183,8 @@ class SQLiteStore:
             if has_meta:
                 row = self._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if row and row[0] == "2":
-                    _upgrade_from_v2(self._writer)
-                    row = (str(SCHEMA_VERSION),)
+                    upgrade_from_v2(self._writer, _SCHEMA)
+                    row = self._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 check_schema_version(row and row[0], SCHEMA_VERSION, str(self.path))
             self._writer.executescript(_SCHEMA)
             self._writer.execute(
@@ -325,7 +307,7 @@ class SQLiteStore:
         known = self._series
         created = new_series if new_series is not None else {}
         samples = []
-        newest: dict[int, tuple[float, float, float, str, str, int]] = {}  # series -> first sample of its last slot
+        newest: dict[int, tuple[float, float, float, float, str, str, int]] = {}  # series -> first of its last slot
         interval = batch.interval
         for rid, metric, value, ts, unit, source in batch.samples:
             t0 = slot_of(ts, interval) * interval
@@ -335,13 +317,13 @@ class SQLiteStore:
                 if conn is None:
                     return None
                 mid = self._metric_ids.get(metric) or int(conn.execute(_NEW_METRIC, (metric,)).fetchone()[0])
-                sid = int(conn.execute(_NEW_SERIES, (rid, mid, unit, source, t0, ts, value)).fetchone()[0])
+                sid = int(conn.execute(_NEW_SERIES, (rid, mid, unit, source, t0, interval, ts, value)).fetchone()[0])
                 ids = created[key] = (sid, mid)
             sid, mid = ids
-            samples.append((t0, mid, sid, ts, value))
+            samples.append((t0, mid, sid, interval, ts, value))
             if sid not in newest or newest[sid][0] < t0:  # one update per series: a chunk's join keeps any one row
-                newest[sid] = (t0, ts, value, unit, source, sid)
-        samples.sort()  # appended runs, one per metric, fill the tree's pages
+                newest[sid] = (t0, interval, ts, value, unit, source, sid)
+        samples.sort(key=_KEY)  # appended runs, one per metric, fill the tree's pages; stable: a slot's first wins
         return samples, list(newest.values())
 
     def latest(self, metric: str | None = None, resource_ids: Sequence[str] | None = None) -> list[Sample]:
@@ -359,14 +341,34 @@ class SQLiteStore:
             args.extend(resource_ids)
         return [Sample(*row) for row in self._reader().execute(sql + " ORDER BY x.resource_id, m.name", args)]
 
+    def _window(self, conn: sqlite3.Connection, metric: str, start: float, end: float) -> tuple[str, dict[str, object]]:
+        """`starts`, the slot starts of one metric's samples in [start, end), and its arguments (see _SLOT_STARTS)."""
+        intervals = [
+            iv
+            for (iv,) in conn.execute(
+                "SELECT interval FROM intervals WHERE metric_id = (SELECT id FROM metrics WHERE name = ?)", (metric,)
+            )
+        ]
+        first = conn.execute("SELECT min(t0) FROM samples").fetchone()[0]
+        last = conn.execute("SELECT max(t0) FROM samples").fetchone()[0]
+        args: dict[str, object] = {"metric": metric, "start": start, "end": end}
+        if not intervals or first is None:
+            return _SLOT_STARTS, args | {"lo": 0.0, "hi": -1.0}  # nothing to visit
+        lo, hi = max(start, first), min(end, last)
+        if sum(max(hi - lo, 0.0) / iv for iv in intervals) <= MAX_SLOT_VISITS:
+            return _SLOT_STARTS, args | {"lo": lo, "hi": hi}
+        return _RANGE_STARTS, args | {"lo": max(start - max(intervals), first), "hi": hi}  # t0 > ts - interval
+
     def series(self, resource_id: str, metric: str, start: float, end: float, limit: int = 10_000) -> list[Sample]:
         """The samples of one resource's metric in [start, end), oldest first."""
-        rows = self._reader().execute(
-            _WINDOW + "SELECT x.resource_id, :metric, s.value, s.ts, x.unit, x.source "
+        conn = self._reader()
+        starts, args = self._window(conn, metric, start, end)
+        rows = conn.execute(
+            starts + "SELECT x.resource_id, :metric, s.value, s.ts, x.unit, x.source "
             "FROM starts JOIN series x ON x.resource_id = :resource AND x.metric_id = starts.metric_id "
             "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = x.metric_id AND s.series = x.id "
             "WHERE s.ts >= :start AND s.ts < :end ORDER BY s.ts LIMIT :limit",
-            {"resource": resource_id, "metric": metric, "start": start, "end": end, "limit": limit},
+            args | {"resource": resource_id, "limit": limit},
         )
         return [Sample(*row) for row in rows]
 
@@ -374,14 +376,15 @@ class SQLiteStore:
         self, metric: str, start: float, end: float, resource_ids: Sequence[str] | None = None
     ) -> list[tuple[str, float, float]]:
         """(resource_id, timestamp, value) of one metric in [start, end), oldest first."""
+        conn = self._reader()
+        starts, args = self._window(conn, metric, start, end)
         sql = (
-            _WINDOW + "SELECT x.resource_id, s.ts, s.value FROM starts "  # noqa: S608 (fixed text)
+            starts + "SELECT x.resource_id, s.ts, s.value FROM starts "  # noqa: S608 (fixed text)
             "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id "
             "JOIN series x ON x.id = s.series WHERE s.ts >= :start AND s.ts < :end"
         )
-        args: dict[str, object] = {"metric": metric, "start": start, "end": end}
         sql += _among_resources(resource_ids, args)
-        return list(self._reader().execute(sql + " ORDER BY s.ts", args))
+        return list(conn.execute(sql + " ORDER BY s.ts", args))
 
     def buckets(
         self,
@@ -396,18 +399,20 @@ class SQLiteStore:
 
         One grouped pass over the metric's slots in the window; timestamps are >= start, so truncation is the floor.
         """
+        conn = self._reader()
+        starts, args = self._window(conn, metric, start, end)
         sql = (
-            _WINDOW  # noqa: S608 (fixed text)
+            starts  # noqa: S608 (fixed text)
             + "SELECT x.resource_id, CAST((s.ts - :start) / :step AS INTEGER) AS b, avg(s.value) FROM starts "
             "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id "
             "JOIN series x ON x.id = s.series"
         )
-        args: dict[str, object] = {"metric": metric, "start": start, "end": end, "step": step_s}
+        args["step"] = step_s
         if kind is not None:
             sql += " JOIN resources r ON r.id = x.resource_id AND r.kind = :kind"
             args["kind"] = kind
         sql += " WHERE s.ts >= :start AND s.ts < :end" + _among_resources(resource_ids, args)
-        rows = self._reader().execute(sql + " GROUP BY x.resource_id, b ORDER BY x.resource_id, b", args)
+        rows = conn.execute(sql + " GROUP BY x.resource_id, b ORDER BY x.resource_id, b", args)
         return [(rid, int(b), float(mean)) for rid, b, mean in rows]
 
     def resources(self, kind: str | None = None, labels: Mapping[str, str] | None = None) -> list[Resource]:

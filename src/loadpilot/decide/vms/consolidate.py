@@ -346,7 +346,8 @@ class _EachRoom:
     (`PowerAwareBestFit.room`, one VM at a time), brought up to date on the hosts a placement changed (on all hosts
     when the pool changes). Where most attempts fail, most fail there: placements only take room, so an attempt
     with a VM that has room on no open host would fail, however many of its other VMs it placed first (on the
-    PlanetLab days, 99 % of the attempts that got as far as placing)."""
+    PlanetLab days, 99 % of the attempts that got as far as placing). A host the pool takes in meanwhile is an idle
+    one of a class whose idle hosts were all in the pool already, as empty as it."""
 
     def __init__(self, plan: Plan, placement: PowerAwareBestFit, hosts: list[int]) -> None:
         self.plan = plan
