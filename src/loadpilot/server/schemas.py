@@ -87,13 +87,8 @@ _CompactSample = tuple[
 ]
 
 
-class _CompactBatchBody(BaseModel):
-    model_config = _INPUT
-
-    agent: Name
-    interval: Annotated[float, Field(ge=MIN_INTERVAL_S, le=86400)]
-    resources: list[ResourceIn] = Field(default_factory=list)
-    samples: list[_CompactSample]
+class _CompactBatchBody(BatchBody):
+    samples: list[_CompactSample]  # type: ignore[assignment]  # the same samples, in their compact form only
 
 
 class ParsedBatch(NamedTuple):
