@@ -213,7 +213,10 @@ class BalancerConfig(_Section):
     binary: str = ""  # empty: nginx or haproxy from PATH (or /usr/sbin)
     method: Literal["least_conn", "round_robin"] = "least_conn"
     retries: Annotated[int, Field(ge=1, le=10)] = 3  # tries of one request across workers
-    max_fails: Annotated[int, Field(ge=0)] = 1  # nginx: failures within fail_timeout_s that take a worker out
+    # nginx: failures within fail_timeout_s that take a worker out of rotation. 0 (off): a dead local worker
+    # refuses at once and the request goes to the next, and a busy one's 503 does not bench it for
+    # fail_timeout_s; the supervisor's health checks take out a worker that hangs.
+    max_fails: Annotated[int, Field(ge=0)] = 0
     fail_timeout_s: PositiveSeconds = 10.0
     connect_timeout_s: PositiveSeconds = 1.0
     read_timeout_s: PositiveSeconds = 60.0

@@ -66,7 +66,7 @@ class Load:
                         )
                     outcome = f"{kind} {r.status_code}"
                 except httpx.HTTPError as exc:
-                    outcome = f"{kind} {type(exc).__name__}"
+                    outcome = f"{kind} {type(exc).__name__}: {exc}"
                 with self._lock:
                     self.results[outcome] += 1
                     if not outcome.endswith(" 200"):
@@ -102,11 +102,16 @@ def test_kill_9_loses_no_get_and_is_replaced_fast(start_pool, balancer: str) -> 
         killed_at = time.time()
         os.kill(victim.pid, signal.SIGKILL)
         after = pool.wait(lambda s: s.ready == 2 and victim.pid not in {w.pid for w in s.workers}, timeout=30)
-        time.sleep(1.0)
-    replacement = next(w for w in after.workers if w.id == victim.id)
+        replacement = next(w for w in after.workers if w.id == victim.id)
+        # The replacement gets traffic at once: the balancer has not benched its port for the crash.
+        pool.wait(lambda s: any(w.pid == replacement.pid and (w.requests or 0) > 0 for w in s.workers), timeout=3)
     assert replacement.ready_at - killed_at <= 1.0 + app_start_s, (replacement.ready_at - killed_at, app_start_s)
     assert sum(load.results.values()) > 50
-    assert load.failures == [], load.results
+    # kill -9 may land between the worker's writing an answer's headers and its body. The balancer has passed the
+    # headers on and no HTTP/1.1 proxy can take them back, so that answer is cut: the one loss no balancer can
+    # prevent, at most one per GET thread. A 502, or a request refused or left unanswered, would be a real loss.
+    cut = [f for f in load.failures if "without sending complete message body" in f]
+    assert load.failures == cut and len(cut) <= len(load.threads), load.results
     # A replacement on the same port needs no nginx reload (whose graceful shutdown could close connections) and
     # HAProxy is changed through its runtime API: the proxy's processes are the very same ones.
     assert {p.pid for p in _balancer_processes(pool)} == proxies_before

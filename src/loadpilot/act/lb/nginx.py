@@ -69,7 +69,7 @@ class NginxBalancer:
         workdir: Path | str,
         *,
         binary: str = "nginx",
-        max_fails: int = 1,
+        max_fails: int = 0,
         fail_timeout_s: float = 10,
         retries: int = 3,
         connect_timeout_s: float = 1.0,
@@ -85,8 +85,10 @@ class NginxBalancer:
 
         `retries` is how many other workers a failed request may be tried on (nginx's tries = retries + 1);
         POST, PATCH and LOCK are retried only when the connection failed before they were sent, unless
-        `retry_non_idempotent`. `drain_timeout_s` bounds how long old workers may finish requests after a
-        reload or at stop() before they are cut.
+        `retry_non_idempotent`. `max_fails` failures within `fail_timeout_s` bench a worker; 0 (the default) never
+        does, as a crashed local worker refuses at once and its replacement serves on the same port at once.
+        `drain_timeout_s` bounds how long old workers may finish requests after a reload or at stop() before they
+        are cut.
         """
         problems = []
         if method not in METHODS:
