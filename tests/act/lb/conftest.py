@@ -115,9 +115,10 @@ class Harness:
     def front(self) -> tuple[str, int]:
         return self.balancer.front
 
-    def spawn(self, name: str) -> Worker:
-        """Start a worker and wait until it answers on its own port (the supervisor's readiness check)."""
-        port = free_port()
+    def spawn(self, name: str, port: int | None = None) -> Worker:
+        """Start a worker (on `port`, or a free one) and wait until it answers on its own port (the supervisor's
+        readiness check)."""
+        port = port or free_port()
         args = [sys.executable, str(WORKER_APP), "--port", str(port), "--id", name]
         fds: tuple[int, ...] = ()
         if isinstance(self.balancer, SharedSocketBalancer):

@@ -132,6 +132,17 @@ def test_a_new_id_or_pid_on_the_same_servers_needs_no_reload(lb: Harness, tmp_pa
     assert lb.answered_by({"a"}) == {"a"}
 
 
+def test_a_crashed_worker_replaced_on_its_port_is_routed_to_at_once(lb: Harness) -> None:
+    a, b = lb.spawn("a"), lb.spawn("b")
+    lb.update(a, b)
+    a.proc.kill()
+    a.proc.wait()
+    assert lb.answered_by({"b"}, at_least=20) == {"b"}  # a's refusals were retried on b
+    lb.spawn("a", port=a.port)  # the supervisor's replacement: same port, so the upstream is unchanged
+    # With max_fails on (nginx's default of 1), the refusals would have benched a's port for fail_timeout (10 s).
+    assert lb.answered_by({"a", "b"}, at_most=20) == {"a", "b"}
+
+
 def test_the_front_accepts_only_once_a_request_arrived(tmp_path: Path) -> None:
     text = render_config(tmp_path, "127.0.0.1:8080", [], SETTINGS)
     assert "listen 127.0.0.1:8080 deferred;" in text  # a reload never closes a just-accepted, idle connection
