@@ -6,12 +6,16 @@ same input (the same PlanetLab trace, strategy and limits: identical migrations,
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from loadpilot.config import Config, parse_config
+from loadpilot.control.status import read_statuses
+from loadpilot.control.view import LiveView
 from loadpilot.decide.vms.strategies import StrategySettings
 from loadpilot.errors import ConfigError, StaleEpochError
 from loadpilot.model import Batch, Event, Migrate, Sample
@@ -110,6 +114,33 @@ def test_only_the_leader_migrates_and_a_replaced_leader_is_fenced(
     b.migrations.actuator.migrate(Migrate("vm-0", *somewhere(b.migrations.actuator, "vm-0"), "new", b.leader.epoch))
     with pytest.raises(StaleEpochError, match=f"epoch {first_epoch}; epoch {b.leader.epoch} has acted"):
         a.migrations.actuator.migrate(Migrate("vm-1", *somewhere(a.migrations.actuator, "vm-1"), "old", first_epoch))
+
+
+def test_up_s_view_shows_the_cluster_the_leader_balances(
+    tmp_path: Path, store: Store, controllers: ControllerFactory
+) -> None:
+    trace = tmp_path / "trace.csv"
+    write_trace(trace)
+    config = cluster_config(tmp_path, url=f"sim:{trace}", strategy="thr-mmt-0.6", sim={"hosts": 16, "speed": 1.0})
+    controller = controllers(config, "controller-a")
+    t0 = float(int(time.time()))  # the view shows a status only while it is fresh
+    for k in range(6):
+        controller.step(t0 + k * 300.0)
+    control = controller.migrations
+    assert control is not None and control.started
+    [status] = [s.cluster for s in read_statuses(config.state_path) if s.leading]
+    assert status is not None and (status.hosts, status.vms, status.started) == (16, 30, len(control.started))
+    assert 0 < status.powered <= 16 and status.hottest.startswith("host-")
+    assert status.hottest_utilisation is not None and status.mean_utilisation is not None
+    assert status.hottest_utilisation >= status.mean_utilisation > 0
+
+    view = LiveView(config, store, "header")
+    frame = view.frame()
+    line = f"cluster default (thr-mmt-0.6): 16 hosts ({status.powered} on), 30 VMs, CPU mean"
+    assert any(line in text and f"{len(control.started)} started" in text for text in view.lines(frame, True))
+    console = Console(width=300, record=True)
+    console.print(view.render(frame))
+    assert line in console.export_text()
 
 
 def somewhere(sim: Any, vm: str) -> tuple[str, str]:

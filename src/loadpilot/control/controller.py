@@ -336,6 +336,7 @@ class Controller:
             updated_at=now,
             stopped=stopped,
             pools=pools,
+            cluster=self.migrations.status() if self.migrations is not None else None,
         )
         try:
             write_status(self.config.state_path, status)

@@ -38,6 +38,7 @@ from loadpilot.act.vm.base import (
 )
 from loadpilot.config import ClusterConfig, Config
 from loadpilot.control.events import EventLog, reason_kind
+from loadpilot.control.status import ClusterControlStatus
 from loadpilot.decide.vms.strategies import PlanState, StrategyError, StrategySettings, plan, strategy_for
 from loadpilot.errors import ConfigError, LoadpilotError, PermanentError, StaleEpochError, TemporaryError
 from loadpilot.model import ClusterView, Migrate
@@ -111,6 +112,9 @@ class MigrationControl:
     epoch: int = 0  # the leadership term of the last tick
     last_reason: str = ""
     started: deque[Migrate] = field(default_factory=lambda: deque(maxlen=STARTED_KEPT))  # the latest started
+    started_total: int = 0
+    running: int = 0  # migrations in flight at the last tick
+    seen: ClusterView | None = None  # the last view observed
 
     def reconcile(self, now: float, leader: Leader) -> list[Migrate]:
         """One tick (see the module's docstring); the migrations started."""
@@ -126,6 +130,9 @@ class MigrationControl:
             self._hold(now, leader, f"cannot observe the cluster: {exc}", {})
             return []
         running = self._collect(now)
+        self.running = len(running)
+        if view is not None:
+            self.seen = view
         if view is None or view.observed_at == self.decided_at:
             return []
         in_flight = [Migrate(m.vm, m.source, m.target, "in flight") for m in running]
@@ -185,6 +192,7 @@ class MigrationControl:
         else:
             result, ok = "started", True
             self.started.append(action)
+            self.started_total += 1
         self.last_reason = result if not ok else action.reason
         details = {
             **inputs,
@@ -242,6 +250,26 @@ class MigrationControl:
         self.held = kind
         details = {**inputs, "epoch": leader.epoch, "member": self.member_id, "strategy": self.settings.strategy}
         self.events.add(now, "hold", f"cluster/{self.name}", reason, "kept", details)
+
+    def status(self) -> ClusterControlStatus:
+        """What `loadpilot up`'s view shows of the cluster: its size and heat at the last view, the migrations."""
+        status = ClusterControlStatus(
+            self.name,
+            self.settings.strategy,
+            in_flight=self.running,
+            started=self.started_total,
+            flagged=self.flagged,
+            last_reason=self.last_reason,
+        )
+        if self.seen is not None:
+            powered = [h for h in self.seen.hosts if h.powered]
+            status.observed_at = self.seen.observed_at
+            status.hosts, status.powered, status.vms = len(self.seen.hosts), len(powered), len(self.seen.vms)
+            if powered:
+                status.mean_utilisation = sum(h.utilisation for h in powered) / len(powered)
+                hottest = max(powered, key=lambda h: h.utilisation)
+                status.hottest, status.hottest_utilisation = hottest.id, hottest.utilisation
+        return status
 
     def close(self) -> None:
         """Let go of the actuator's connections."""

@@ -1,4 +1,5 @@
-"""What a controller tells the machine it runs on: whether it leads, its epoch, and each pool's last view.
+"""What a controller tells the machine it runs on: whether it leads, its epoch, each pool's last view, and the
+cluster it balances.
 
 Every controller rewrites `<state_dir>/controllers/<member>.json` each tick (atomically), so `loadpilot up`'s
 live view can show the leader and a flagged pool without asking the coordination backend every second.
@@ -31,6 +32,25 @@ class PoolControlStatus:
 
 
 @dataclass
+class ClusterControlStatus:
+    """The cluster as the controller last observed and balanced it ([cluster], control/migrate.py)."""
+
+    name: str
+    strategy: str
+    observed_at: float | None = None  # the last view's time (None: not observed yet)
+    hosts: int = 0
+    powered: int = 0  # hosts switched on
+    vms: int = 0
+    mean_utilisation: float | None = None  # CPU of the powered hosts, 0..1
+    hottest: str = ""
+    hottest_utilisation: float | None = None
+    in_flight: int = 0  # migrations running at the last tick
+    started: int = 0  # migrations started by this controller since it began
+    flagged: str = ""  # why the cluster is not balanced until the controller restarts (empty: it is)
+    last_reason: str = ""
+
+
+@dataclass
 class ControllerStatus:
     """One controller process."""
 
@@ -42,6 +62,7 @@ class ControllerStatus:
     updated_at: float
     stopped: bool = False
     pools: dict[str, PoolControlStatus] = field(default_factory=dict)
+    cluster: ClusterControlStatus | None = None
 
     @property
     def live(self) -> bool:
@@ -66,7 +87,9 @@ def read_statuses(state_path: Path) -> list[ControllerStatus]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             pools = {name: PoolControlStatus(**p) for name, p in data.pop("pools", {}).items()}
-            out.append(ControllerStatus(**data, pools=pools))
+            cluster = data.pop("cluster", None)
+            cluster = None if cluster is None else ClusterControlStatus(**cluster)
+            out.append(ControllerStatus(**data, pools=pools, cluster=cluster))
         except (OSError, ValueError, TypeError):
             continue
     return sorted(out, key=lambda s: (not (s.leading and s.live), -s.updated_at))

@@ -1,4 +1,5 @@
-"""`loadpilot up`'s live view: each pool's size, CPU, requests/s and p95, the leader, and the last actions.
+"""`loadpilot up`'s live view: each pool's size, CPU, requests/s and p95, the leader, the cluster it balances, and
+the last actions.
 
 The read side of the controller: it reads what the pools' supervisors publish (state.json), what the controllers
 publish (status.py) and the events in the store, and never changes anything. On a terminal it is a rich table
@@ -20,7 +21,7 @@ from rich.text import Text
 
 from loadpilot.act.pool.state import PoolPaths, read_state
 from loadpilot.config import Config
-from loadpilot.control.status import ControllerStatus, read_statuses
+from loadpilot.control.status import ClusterControlStatus, ControllerStatus, read_statuses
 from loadpilot.model import Event
 from loadpilot.store import Store
 
@@ -143,7 +144,7 @@ class LiveView:
     # --- rendering ------------------------------------------------------------------------------------------------
 
     def render(self, frame: Frame) -> RenderableType:
-        """The frame as rich renderables: header, one row per pool, the last actions."""
+        """The frame as rich renderables: header, the leader, one row per pool, the cluster, the last actions."""
         pools = Table("pool", "desired", "size", "ready", "failed", "CPU", "req/s", "p95", "in flight", "autoscale")
         for r in frame.pools:
             if not r.running:
@@ -167,7 +168,11 @@ class LiveView:
         actions = Table("time", "kind", "subject", "change", "result", "reason", show_lines=False)
         for e in reversed(frame.events):
             actions.add_row(_clock(e.time), e.kind, e.subject, _change(e), e.result[:40], e.reason)
-        return Group(Text(self.header), Text(_leader_line(frame.leader), style="bold"), pools, actions)
+        parts: list[RenderableType] = [Text(self.header), Text(_leader_line(frame.leader), style="bold"), pools]
+        cluster = frame.leader.cluster if frame.leader is not None else None
+        if cluster is not None:
+            parts.append(Text(_cluster_line(cluster), style="bold red" if cluster.flagged else ""))
+        return Group(*parts, actions)
 
     def lines(self, frame: Frame, summary: bool) -> list[str]:
         """The frame as plain lines: each new event, and (when `summary`) one line per pool and the leader."""
@@ -187,6 +192,8 @@ class LiveView:
                     f"p95 {_num(None if r.p95_s is None else 1000 * r.p95_s, '{:.0f} ms')}"
                     + (f", FLAGGED: {r.flagged}" if r.flagged else "")
                 )
+            if frame.leader is not None and frame.leader.cluster is not None:
+                out.append(f"{_clock(frame.at)} {_cluster_line(frame.leader.cluster)}")
         return out
 
 
@@ -194,6 +201,22 @@ def _leader_line(leader: ControllerStatus | None) -> str:
     if leader is None:
         return "controller: no leader yet"
     return f"controller: {leader.member} leads, epoch {leader.epoch} (tick {leader.tick_s:g} s)"
+
+
+def _cluster_line(c: ClusterControlStatus) -> str:
+    line = f"cluster {c.name} ({c.strategy}): "
+    if c.observed_at is None:
+        line += "not observed yet"
+    else:
+        line += f"{c.hosts} hosts ({c.powered} on), {c.vms} VMs, CPU mean {_num(_pct(c.mean_utilisation), '{:.0f} %')}"
+        if c.hottest:
+            line += f", hottest {c.hottest} {_num(_pct(c.hottest_utilisation), '{:.0f} %')}"
+    line += f"; migrations: {c.in_flight} in flight, {c.started} started"
+    return line + (f"; FLAGGED: {c.flagged}" if c.flagged else "")
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
 
 
 def _change(event: Event) -> str:
