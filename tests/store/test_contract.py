@@ -258,6 +258,23 @@ def test_a_series_that_changes_interval_keeps_both_and_its_newest(store: Store) 
     assert [v for _, _, v in store.window_values("cpu", t + 30, t + 60)] == [9.0]
 
 
+def test_latest_never_names_a_sample_the_store_did_not_keep(store: Store) -> None:
+    t = 1_700_000_000.0  # a 10 s and a 5 s slot start
+    assert store.write_batch(batch([Sample("h1", "cpu", 0.1, t + 1)], interval=10)).stored == 1
+    assert store.write_batch(batch([Sample("h1", "cpu", 0.2, t + 3)], interval=5)).stored == 1  # back to 5 s
+    # Back at 10 s, in the slot of the first sample: that slot keeps its first sample, so this one is not stored.
+    assert store.write_batch(batch([Sample("h1", "cpu", 0.3, t + 7)], interval=10)).stored == 0
+    assert [(s.value, s.timestamp) for s in store.series("h1", "cpu", t, t + 10)] == [(0.1, t + 1), (0.2, t + 3)]
+    assert [(s.value, s.timestamp) for s in store.latest("cpu")] == [(0.2, t + 3)]
+    # Retention past every stored sample forgets the series: nothing of it is left to be seen or stored twice.
+    store.delete_before(t + 5)
+    assert store.latest("cpu") == []
+    assert store.write_batch(batch([Sample("h1", "cpu", 0.4, t + 8)], interval=10)).stored == 1
+    assert store.write_batch(batch([Sample("h1", "cpu", 0.4, t + 8)], interval=10)).stored == 0
+    assert [(s.value, s.timestamp) for s in store.series("h1", "cpu", t, t + 10)] == [(0.4, t + 8)]
+    assert [(s.value, s.timestamp) for s in store.latest("cpu")] == [(0.4, t + 8)]
+
+
 def test_a_reopened_store_stores_nothing_twice(store: Store) -> None:
     store.write_batch(batch([Sample("h1", "cpu", 0.5, T0)]))
     again = open_store(store.url)

@@ -128,3 +128,65 @@ def test_rows_made_before_a_retention_pass_forgot_their_series_are_made_again(
     assert [s.value for s in store.series("h1", "cpu", T0, T0 + 7200)] == [0.7]
     assert [s.value for s in store.latest(resource_ids=["h1"])] == [0.7]
     store.close()
+
+
+@pytest.mark.parametrize("interval", [0.0625, 0.0015, 1.0625, 0.1111, 7.0, 86_400.0])
+def test_an_upgrade_gives_back_the_interval_agents_send(tmp_path: Path, interval: float) -> None:
+    path = tmp_path / "old.db"
+    k0 = int(T0 // interval)
+    stamps = [(k0 + i + f) * interval for i, f in zip(range(40), [0.05, 0.5, 0.95, 0.2] * 10, strict=True)]
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V2)
+        conn.execute("INSERT INTO metrics VALUES (1, 'cpu')")
+        conn.execute(
+            "INSERT INTO series VALUES (1, 'h', 1, '', 'host', ?, ?, 0.5)", (int(stamps[-1] // interval), stamps[-1])
+        )
+        conn.executemany(
+            "INSERT INTO samples VALUES (?, 1, 1, ?, ?)", [(int(ts // interval), ts, i) for i, ts in enumerate(stamps)]
+        )
+    conn.close()
+    store = SQLiteStore(f"sqlite:///{path}")
+    assert len(store.series("h", "cpu", T0 - 1e7, T0 + 1e7)) == len(stamps)
+    # Every sample sent again under a new batch id keeps its identity: nothing is stored twice.
+    assert store.write_batch(_batch([Sample("h", "cpu", 9.0, ts) for ts in stamps], interval)).stored == 0
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT DISTINCT interval FROM samples").fetchall() == [(interval,)]
+    conn.close()
+
+
+def test_an_upgrade_hands_out_no_id_of_a_deleted_series_and_leaves_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V2)
+        conn.execute("INSERT INTO metrics VALUES (1, 'cpu')")
+        conn.execute("INSERT INTO series VALUES (1, 'a', 1, '', '', ?, ?, 0.1)", (int(T0 // 5), T0))
+        conn.execute("INSERT INTO series VALUES (2, 'gone', 1, '', '', ?, ?, 0.1)", (int(T0 // 10), T0))
+        conn.execute("INSERT INTO samples VALUES (?, 1, 1, ?, 0.1)", (int(T0 // 5), T0))
+        conn.execute("INSERT INTO samples VALUES (?, 2, 1, ?, 0.9)", (int((T0 + 20) // 10), T0 + 20))
+        conn.execute("DELETE FROM series WHERE id = 2")  # layout 2's retention could leave its samples behind
+    conn.close()
+    store = SQLiteStore(f"sqlite:///{path}")
+    store.write_batch(_batch([Sample("new", "cpu", 0.5, T0 + 100)], 5.0))
+    assert [(s.timestamp, s.value) for s in store.series("new", "cpu", T0 - 100, T0 + 200)] == [(T0 + 100, 0.5)]
+    assert store.counts()["samples"] == 2
+    store.close()
+
+
+def test_a_window_read_sees_a_batch_whole_or_not_at_all(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'store.db'}")
+    store.write_batch(_batch([Sample("h1", "cpu", 0.1, T0)], 5.0))
+    late = _batch([Sample("h2", "cpu", 0.2, T0), Sample("h2", "cpu", 0.3, T0 + 20)], 5.0)  # one atomic batch
+    committed = []
+
+    def commit_meanwhile(sql: str) -> None:  # another writer commits between the read's statements
+        if sql.lstrip().startswith("WITH RECURSIVE") and not committed:
+            committed.append(store.write_batch(late))
+
+    store._reader().set_trace_callback(commit_meanwhile)
+    seen = store.window_values("cpu", T0 - 60, T0 + 60)
+    store._reader().set_trace_callback(None)
+    assert committed and committed[0].stored == 2
+    assert seen == [("h1", T0, 0.1)]  # the state the read began with
+    assert len(store.window_values("cpu", T0 - 60, T0 + 60)) == 3
+    store.close()

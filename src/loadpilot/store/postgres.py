@@ -84,10 +84,13 @@ _UNNEST_ROWS: LiteralString = (
     "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::float8[], %b::float8[], %b::text[], %b::text[])"
 )
 _INSERT_SAMPLES: LiteralString = "INSERT INTO samples " + _UNNEST_ROWS + " ON CONFLICT DO NOTHING"
+# Newer, not in the kept one's slot, and stored (a slot already taken keeps its first sample).
 _UPSERT_LATEST: LiteralString = (
-    "INSERT INTO latest " + _UNNEST_ROWS + " ON CONFLICT (resource_id, metric) DO UPDATE SET "
+    "INSERT INTO latest " + _UNNEST_ROWS + " ON CONFLICT (resource_id, metric) DO UPDATE SET "  # noqa: S608 (fixed)
     "slot = excluded.slot, ts = excluded.ts, value = excluded.value, unit = excluded.unit, source = excluded.source "
-    "WHERE excluded.ts > latest.ts AND excluded.slot <> latest.slot"  # newer, and not the kept one's slot
+    "WHERE excluded.ts > latest.ts AND excluded.slot <> latest.slot AND EXISTS (SELECT 1 FROM samples k "
+    "WHERE k.slot = excluded.slot AND k.resource_id = excluded.resource_id AND k.metric = excluded.metric "
+    "AND k.ts = excluded.ts AND k.value = excluded.value)"
 )
 _UPSERT_RESOURCES: LiteralString = (
     "INSERT INTO resources (id, kind, labels, first_seen) "

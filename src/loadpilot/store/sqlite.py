@@ -6,7 +6,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
@@ -67,13 +68,18 @@ _NEW_SERIES = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (resource_id, metric_id) DO UPDATE SET unit = unit RETURNING id"
 )
 # The newest sample is the one with the latest timestamp, unless it is in the slot of the one kept (the store
-# keeps the first sample of a slot, and so does the series row).
-_NEWER = "last_ts < {ts} AND NOT (last_t0 = {t0} AND last_interval = {iv})"
+# keeps the first sample of a slot, and so does the series row), and only if the store kept it: a sample whose
+# slot was already taken (the same identity sent again, or a series back at an interval it had) was not stored.
+_NEWER = (
+    "last_ts < {ts} AND NOT (last_t0 = {t0} AND last_interval = {iv}) AND EXISTS (SELECT 1 FROM samples k "
+    "WHERE k.t0 = {t0} AND k.metric_id = series.metric_id AND k.series = series.id AND k.interval = {iv} "
+    "AND k.ts = {ts} AND k.value = {value})"
+)
 _UPDATE_LATEST = " ".join(
     (
         "UPDATE series SET last_t0 = ?1, last_interval = ?2, last_ts = ?3, last_value = ?4, unit = ?5, source = ?6",
         "WHERE id = ?7 AND",
-        _NEWER.format(ts="?3", t0="?1", iv="?2"),
+        _NEWER.format(ts="?3", t0="?1", iv="?2", value="?4"),
     )
 )
 # Rows go in CHUNK at a time, one statement each: per row, executemany's binding and stepping cost more than the
@@ -86,7 +92,7 @@ _UPDATE_CHUNK = " ".join(
         "last_value = v.column4, unit = v.column5, source = v.column6 FROM (VALUES",
         ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * CHUNK),
         ") AS v WHERE series.id = v.column7 AND",
-        _NEWER.format(ts="v.column3", t0="v.column1", iv="v.column2"),
+        _NEWER.format(ts="v.column3", t0="v.column1", iv="v.column2", value="v.column4"),
     )
 )
 # The slot starts of one metric's samples in [:start, :end), as `starts (metric_id, t0)`: for each interval it is
@@ -216,6 +222,18 @@ class SQLiteStore:
             conn = self._connect()
             self._local.conn = conn
         return conn
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader inside one read transaction: a query made of several statements sees one state of
+        the store (WAL keeps the snapshot of the transaction's first read), never part of a batch committed
+        between two of them."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     def write_batch(self, batch: Batch) -> WriteResult:
         """Store a batch once and durably; a batch id seen before stores nothing.
@@ -361,30 +379,30 @@ class SQLiteStore:
 
     def series(self, resource_id: str, metric: str, start: float, end: float, limit: int = 10_000) -> list[Sample]:
         """The samples of one resource's metric in [start, end), oldest first."""
-        conn = self._reader()
-        starts, args = self._window(conn, metric, start, end)
-        rows = conn.execute(
-            starts + "SELECT x.resource_id, :metric, s.value, s.ts, x.unit, x.source "
-            "FROM starts JOIN series x ON x.resource_id = :resource AND x.metric_id = starts.metric_id "
-            "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = x.metric_id AND s.series = x.id "
-            "WHERE s.ts >= :start AND s.ts < :end ORDER BY s.ts LIMIT :limit",
-            args | {"resource": resource_id, "limit": limit},
-        )
-        return [Sample(*row) for row in rows]
+        with self._snapshot() as conn:
+            starts, args = self._window(conn, metric, start, end)
+            rows = conn.execute(
+                starts + "SELECT x.resource_id, :metric, s.value, s.ts, x.unit, x.source "
+                "FROM starts JOIN series x ON x.resource_id = :resource AND x.metric_id = starts.metric_id "
+                "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = x.metric_id AND s.series = x.id "
+                "WHERE s.ts >= :start AND s.ts < :end ORDER BY s.ts LIMIT :limit",
+                args | {"resource": resource_id, "limit": limit},
+            )
+            return [Sample(*row) for row in rows]
 
     def window_values(
         self, metric: str, start: float, end: float, resource_ids: Sequence[str] | None = None
     ) -> list[tuple[str, float, float]]:
         """(resource_id, timestamp, value) of one metric in [start, end), oldest first."""
-        conn = self._reader()
-        starts, args = self._window(conn, metric, start, end)
-        sql = (
-            starts + "SELECT x.resource_id, s.ts, s.value FROM starts "  # noqa: S608 (fixed text)
-            "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id "
-            "JOIN series x ON x.id = s.series WHERE s.ts >= :start AND s.ts < :end"
-        )
-        sql += _among_resources(resource_ids, args)
-        return list(conn.execute(sql + " ORDER BY s.ts", args))
+        with self._snapshot() as conn:
+            starts, args = self._window(conn, metric, start, end)
+            sql = (
+                starts + "SELECT x.resource_id, s.ts, s.value FROM starts "  # noqa: S608 (fixed text)
+                "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id "
+                "JOIN series x ON x.id = s.series WHERE s.ts >= :start AND s.ts < :end"
+            )
+            sql += _among_resources(resource_ids, args)
+            return list(conn.execute(sql + " ORDER BY s.ts", args))
 
     def buckets(
         self,
@@ -399,21 +417,21 @@ class SQLiteStore:
 
         One grouped pass over the metric's slots in the window; timestamps are >= start, so truncation is the floor.
         """
-        conn = self._reader()
-        starts, args = self._window(conn, metric, start, end)
-        sql = (
-            starts  # noqa: S608 (fixed text)
-            + "SELECT x.resource_id, CAST((s.ts - :start) / :step AS INTEGER) AS b, avg(s.value) FROM starts "
-            "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id "
-            "JOIN series x ON x.id = s.series"
-        )
-        args["step"] = step_s
-        if kind is not None:
-            sql += " JOIN resources r ON r.id = x.resource_id AND r.kind = :kind"
-            args["kind"] = kind
-        sql += " WHERE s.ts >= :start AND s.ts < :end" + _among_resources(resource_ids, args)
-        rows = conn.execute(sql + " GROUP BY x.resource_id, b ORDER BY x.resource_id, b", args)
-        return [(rid, int(b), float(mean)) for rid, b, mean in rows]
+        with self._snapshot() as conn:
+            starts, args = self._window(conn, metric, start, end)
+            sql = (
+                starts  # noqa: S608 (fixed text)
+                + "SELECT x.resource_id, CAST((s.ts - :start) / :step AS INTEGER) AS b, avg(s.value) FROM starts "
+                "JOIN samples s ON s.t0 = starts.t0 AND s.metric_id = starts.metric_id "
+                "JOIN series x ON x.id = s.series"
+            )
+            args["step"] = step_s
+            if kind is not None:
+                sql += " JOIN resources r ON r.id = x.resource_id AND r.kind = :kind"
+                args["kind"] = kind
+            sql += " WHERE s.ts >= :start AND s.ts < :end" + _among_resources(resource_ids, args)
+            rows = conn.execute(sql + " GROUP BY x.resource_id, b ORDER BY x.resource_id, b", args)
+            return [(rid, int(b), float(mean)) for rid, b, mean in rows]
 
     def resources(self, kind: str | None = None, labels: Mapping[str, str] | None = None) -> list[Resource]:
         """The resources seen so far, filtered by kind and labels."""
@@ -501,11 +519,11 @@ class SQLiteStore:
 
     def counts(self) -> dict[str, int]:
         """Row counts per table."""
-        conn = self._reader()
-        return {
-            table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)
-            for table in ("resources", "samples", "batches", "events")
-        }
+        with self._snapshot() as conn:
+            return {
+                table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)
+                for table in ("resources", "samples", "batches", "events")
+            }
 
     def close(self) -> None:
         """Close the writer (readers close with their threads)."""
