@@ -86,3 +86,14 @@ def test_http_probe_options_are_checked_by_the_collector() -> None:
     found = check_collectors(config)
     assert "agent.collectors[0].targets[1].url: must start with http:// or https://" in found
     assert any(p.startswith("agent.collectors[0].timeout_s: Input should be greater than 0") for p in found)
+
+
+def test_an_http_probe_target_needs_an_id_the_server_stores() -> None:
+    """A longer resource id would get every batch of the agent refused (422), with the host's samples in it."""
+    long_url = "http://example.test/" + "x" * 240
+    targets = [long_url, {"url": long_url, "id": "short"}, {"url": "http://a/", "id": "i" * 257}]
+    config = Config.model_validate({"agent": {"collectors": [{"type": "http_probe", "targets": targets}]}})
+    found = check_collectors(config)
+    assert any(p.startswith("agent.collectors[0].targets[0].url: the resource id") for p in found), found
+    assert any(p.startswith("agent.collectors[0].targets[2].id: the resource id") for p in found), found
+    assert not any("targets[1]" in p for p in found), found

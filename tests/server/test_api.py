@@ -174,6 +174,50 @@ def test_timestamp_that_is_not_a_number_is_401(api: Api) -> None:
     assert TIMESTAMP_HEADER in r.json()["detail"]
 
 
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-1800000000", "1e9", "+1800000000", " 1800000000"])
+def test_timestamp_that_is_not_plain_digits_is_401(api: Api, timestamp: str) -> None:
+    """float() reads these too; "nan" would never be outside the window, so a signed request could be replayed
+    for ever once its batch id was forgotten."""
+    body = encode_batch(make_batch())
+    headers = {SIGNATURE_HEADER: sign(KEY, timestamp, "b-1", body), TIMESTAMP_HEADER: timestamp, BATCH_HEADER: "b-1"}
+    r = api.client.post(SAMPLES, content=body, headers=headers)
+    assert r.status_code == 401
+    assert TIMESTAMP_HEADER in r.json()["detail"]
+
+
+def test_a_signature_that_is_not_ascii_is_401(api: Api) -> None:
+    body = encode_batch(make_batch())
+    headers: dict[str, str | bytes] = {**signed_headers(KEY, "b-1", body, NOW), SIGNATURE_HEADER: b"sha256=\xe9"}
+    r = api.client.post(SAMPLES, content=body, headers=headers)
+    assert r.status_code == 401
+    assert "signature does not match" in r.json()["detail"]
+
+
+def test_the_timestamp_and_the_batch_id_cannot_trade_characters(api: Api) -> None:
+    """Signed as timestamp 1800000000.500 and batch 9f1c2e, the same signature must not pass for timestamp
+    1800000000 and batch 500.9f1c2e: a replay of a captured batch under a new id, without the key."""
+    body = encode_batch(make_batch("9f1c2e"))
+    signed = signed_headers(KEY, "9f1c2e", body, NOW + 0.5)
+    assert signed[TIMESTAMP_HEADER] == f"{NOW:.0f}.500"
+    forged = {**signed, TIMESTAMP_HEADER: f"{NOW:.0f}", BATCH_HEADER: "500.9f1c2e"}
+    r = api.client.post(SAMPLES, content=body, headers=forged)
+    assert r.status_code == 401
+    assert api.client.post(SAMPLES, content=body, headers=signed).status_code == 200
+
+
+def test_a_sample_stamped_ahead_of_the_server_clock_is_422(api: Api) -> None:
+    """It would stay its series' newest sample, and outlive retention, for good."""
+    ahead = _body(samples=[_sample(timestamp=NOW + 299), _sample(metric="mem", timestamp=NOW + 301)])
+    r = api.post_body(json.dumps(ahead).encode())
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        f"samples[1].timestamp: {NOW + 301:.0f} is more than server.max_clock_skew_s (300 s) ahead of the "
+        "server's clock; check the agent's clock"
+    ]
+    assert api.store.counts()["samples"] == 0
+    assert api.post_body(json.dumps(_body(samples=[_sample(timestamp=NOW + 299)])).encode()).status_code == 200
+
+
 @pytest.mark.parametrize("batch_id", ["has space", "a/b", "semi;colon", "x" * 129])
 def test_batch_id_with_bad_characters_is_401(api: Api, batch_id: str) -> None:
     r = api.post_batch(make_batch(batch_id))

@@ -48,6 +48,14 @@ API = "/api/v1"
 MAX_ID = 2**63 - 1  # the largest id a store keeps (a 64-bit integer)
 
 
+class _FutureSamples(Exception):
+    """A batch holds samples stamped too far ahead of the server's clock (a 422 naming them)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[0])
+        self.problems = problems
+
+
 def _problem(status: int, detail: str, errors: list[str] | None = None) -> JSONResponse:
     return JSONResponse(Problem(detail=detail, errors=errors or []).model_dump(), status_code=status)
 
@@ -144,8 +152,8 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
             "parameters": [
                 {"name": h, "in": "header", "required": True, "schema": {"type": "string"}, "description": d}
                 for h, d in (
-                    (SIGNATURE_HEADER, "sha256=<hex HMAC-SHA256 of '<timestamp>.<batch id>.<body>'>"),
-                    (TIMESTAMP_HEADER, "UNIX time the batch was signed at"),
+                    (SIGNATURE_HEADER, "sha256=<hex HMAC-SHA256 of '<timestamp>\\n<batch id>\\n<body>'>"),
+                    (TIMESTAMP_HEADER, "UNIX time the batch was signed at: digits, optionally a fraction"),
                     (BATCH_HEADER, "the batch's unique id: resending it stores nothing twice"),
                 )
             ],
@@ -178,10 +186,24 @@ def create_app(config: Config, store: Store, signing_key: bytes, now: Callable[[
             metrics.rejects.labels("malformed").inc()
             problems = problems_from(exc)
             return _problem(422, problems[0] if len(problems) == 1 else f"{len(problems)} problems", problems)
+        except _FutureSamples as exc:
+            metrics.rejects.labels("malformed").inc()
+            return _problem(422, exc.problems[0], exc.problems)
         return result
 
     def _store_batch(batch_id: str, body: bytes) -> IngestResult:
         doc = parse_batch(body)
+        # A sample from a clock far ahead would stay the newest of its series (and outlive retention) for good.
+        latest_allowed = now() + config.server.max_clock_skew_s
+        ahead = [i for i, sample in enumerate(doc.samples) if sample[3] > latest_allowed]
+        if ahead:
+            raise _FutureSamples(
+                [
+                    f"samples[{i}].timestamp: {doc.samples[i][3]:.0f} is more than server.max_clock_skew_s "
+                    f"({config.server.max_clock_skew_s:.0f} s) ahead of the server's clock; check the agent's clock"
+                    for i in ahead[:10]
+                ]
+            )
         batch = Batch(
             batch_id,
             doc.agent,

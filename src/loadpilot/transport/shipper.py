@@ -17,6 +17,7 @@ import httpx
 from loadpilot.clock import Clock, RealClock
 from loadpilot.transport.signing import signed_headers
 from loadpilot.transport.spool import Spool
+from loadpilot.transport.wire import split_body
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,20 @@ class Shipper:
             self._failed(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}")
             return False
         if response.status_code == 200:
+            answer = _acknowledgement(response, batch_id)
+            if answer is None:  # not our server's answer (a proxy's page, a wrong server_url): keep the batch
+                self._failed(f"{self.url} answered 200 without acknowledging batch {batch_id}: {_reason(response)}")
+                return False
             self.spool.ack(seq)
             self.backoff.reset()
             self.stats.sent_batches += 1
             self.stats.sent_samples += samples
-            if response.json().get("duplicate"):
+            if answer.get("duplicate") is True:
                 self.stats.duplicates += 1
             return True
         reason = _reason(response)
+        if response.status_code == 413 and self._split(seq, batch_id, body):
+            return True
         if response.status_code in (400, 413, 422):
             self.spool.reject(seq, samples)
             self.stats.rejected += 1
@@ -116,15 +123,40 @@ class Shipper:
             self._failed(f"server answered {response.status_code}: {reason}")
         return False
 
+    def _split(self, seq: int, batch_id: str, body: bytes) -> bool:
+        """Cut a batch the server found too large in two, in the spool, to be sent next; False for one sample.
+        The halves get ids derived from the batch's, so a crash in between resends the same ids."""
+        halves = split_body(body)
+        if halves is None or len(batch_id) > 126:
+            return False
+        (first, n_first), (second, n_second) = halves
+        self.spool.split(seq, [(f"{batch_id}.a", first, n_first), (f"{batch_id}.b", second, n_second)])
+        log.warning(
+            "server refused batch %s as too large (%d bytes); sending it in two halves of %d and %d samples "
+            "(lower agent.max_batch_samples to avoid this)",
+            batch_id,
+            len(body),
+            n_first,
+            n_second,
+        )
+        return True
+
     def _failed(self, why: str) -> None:
         self.stats.failures += 1
         if self.backoff.failures in (0, 3) or self.backoff.failures % 20 == 0:
             log.warning("%s (batches wait in the spool; retrying with backoff)", why)
 
     def run(self, stop: threading.Event) -> None:
-        """Ship until `stop` is set: right after each new batch, and with backoff while the server is away."""
+        """Ship until `stop` is set: right after each new batch, and with backoff while the server is away.
+        An unexpected error is logged and retried with backoff: the batches stay in the spool."""
         while not stop.is_set():
-            if self.ship_pending():
+            try:
+                shipped = self.ship_pending()
+            except Exception:
+                log.exception("shipping failed unexpectedly; the batches stay in the spool and are retried")
+                self.stats.failures += 1
+                shipped = False
+            if shipped:
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
             else:
@@ -148,9 +180,21 @@ class Shipper:
         self._client.close()
 
 
+def _acknowledgement(response: httpx.Response, batch_id: str) -> dict[str, object] | None:
+    """The server's answer to a batch when it acknowledges that very batch, else None."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or answer.get("batch_id") != batch_id:
+        return None
+    return answer
+
+
 def _reason(response: httpx.Response) -> str:
     try:
-        detail = response.json().get("detail")
+        answer = response.json()
     except ValueError:
-        detail = None
+        answer = None
+    detail = answer.get("detail") if isinstance(answer, dict) else None
     return str(detail if detail is not None else response.text[:200])

@@ -1,14 +1,16 @@
 """HMAC-SHA256 signatures over a batch: the body, the time it was signed and its id.
 
-The signed message is `<timestamp>.<batch id>.<body>`, so neither the time nor the id can be changed without
-the key; the server rejects a timestamp too far from its own clock, which bounds replays, and remembers batch
-ids, which makes a replay inside the window harmless.
+The signed message is `<timestamp>\n<batch id>\n<body>`, so neither the time nor the id can be changed without
+the key (neither can hold a newline, so no other split of the same bytes exists); the server rejects a
+timestamp too far from its own clock, which bounds replays, and remembers batch ids, which makes a replay inside
+the window harmless.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import re
 import secrets
@@ -19,7 +21,8 @@ from loadpilot.errors import LoadpilotError, PermanentError
 SIGNATURE_HEADER = "X-Loadpilot-Signature"
 TIMESTAMP_HEADER = "X-Loadpilot-Timestamp"
 BATCH_HEADER = "X-Loadpilot-Batch"
-BATCH_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+BATCH_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # whole values only (fullmatch)
+TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 
 
 class SignatureError(LoadpilotError):
@@ -28,7 +31,7 @@ class SignatureError(LoadpilotError):
 
 def sign(key: bytes, timestamp: str, batch_id: str, body: bytes) -> str:
     """The signature header value for a body signed at `timestamp` under `key`."""
-    mac = hmac.new(key, f"{timestamp}.{batch_id}.".encode(), hashlib.sha256)
+    mac = hmac.new(key, f"{timestamp}\n{batch_id}\n".encode(), hashlib.sha256)
     mac.update(body)
     return "sha256=" + mac.hexdigest()
 
@@ -65,18 +68,17 @@ def verify(
             if not v
         ]
         raise SignatureError(f"missing header(s): {', '.join(missing)}")
-    if not BATCH_ID_PATTERN.match(batch_id):
+    if not BATCH_ID_PATTERN.fullmatch(batch_id):
         raise SignatureError(f"{BATCH_HEADER}: 1 to 128 characters of A-Z a-z 0-9 _ . : -")
-    try:
-        signed_at = float(timestamp)
-    except ValueError:
-        raise SignatureError(f"{TIMESTAMP_HEADER}: not a UNIX time in seconds") from None
-    if abs(now - signed_at) > max_skew:
+    if not TIMESTAMP_PATTERN.fullmatch(timestamp):
+        raise SignatureError(f"{TIMESTAMP_HEADER}: not a UNIX time in seconds (digits, optionally a fraction)")
+    signed_at = float(timestamp)
+    if not math.isfinite(signed_at) or abs(now - signed_at) > max_skew:
         raise SignatureError(
             f"{TIMESTAMP_HEADER}: {signed_at:.0f} is {now - signed_at:+.0f} s from the server's clock "
             f"(allowed: +-{max_skew:.0f} s); check the clocks"
         )
-    if not hmac.compare_digest(sign(key, timestamp, batch_id, body), signature):
+    if not signature.isascii() or not hmac.compare_digest(sign(key, timestamp, batch_id, body), signature):
         raise SignatureError("signature does not match (a different signing key, or the body was changed)")
     return batch_id
 

@@ -118,6 +118,27 @@ class Spool:
         with self._lock:
             self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
 
+    def split(self, seq: int, parts: list[tuple[str, bytes, int]]) -> None:
+        """Replace a batch by its parts (batch id, body, samples), in one transaction: the first keeps the batch's
+        place in the queue, the others go at its end."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (first_id, first_body, first_n), *rest = parts
+                self._db.execute(
+                    "UPDATE batches SET batch_id = ?, body = ?, samples = ? WHERE seq = ?",
+                    (first_id, first_body, first_n, seq),
+                )
+                created = time.time()
+                self._db.executemany(
+                    "INSERT INTO batches (batch_id, created, samples, body) VALUES (?, ?, ?, ?)",
+                    [(bid, created, n, body) for bid, body, n in rest],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def reject(self, seq: int, samples: int) -> None:
         """The server refused the batch for good (malformed): forget it, and count it as dropped."""
         with self._lock:

@@ -21,3 +21,19 @@ def encode_batch(batch: Batch) -> bytes:
         "samples": batch.samples,  # named tuples: JSON arrays
     }
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+def split_body(body: bytes) -> tuple[tuple[bytes, int], tuple[bytes, int]] | None:
+    """A body cut in two, each half with half the samples (the resources go with the first), and the number of
+    samples in each: for a batch the server found too large. None when it has a single sample."""
+    doc = json.loads(body)
+    samples = doc["samples"]
+    if len(samples) < 2:
+        return None
+    half = len(samples) // 2
+    first = {**doc, "samples": samples[:half]}
+    second = {**doc, "resources": [], "samples": samples[half:]}
+    return (
+        (json.dumps(first, separators=(",", ":"), allow_nan=False).encode(), half),
+        (json.dumps(second, separators=(",", ":"), allow_nan=False).encode(), len(samples) - half),
+    )

@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from loadpilot.model import Resource
 from loadpilot.sense.collectors.base import Collection, CollectorOptions
 
 SOURCE = "http_probe"
+MAX_RESOURCE_ID = 256  # the longest resource id the server takes (server/schemas.py)
 
 
 class Target(BaseModel):
@@ -36,6 +37,17 @@ class Target(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @model_validator(mode="after")
+    def _storable(self) -> Target:
+        """The server refuses a batch with a longer resource id, and with it every sample of the agent's tick."""
+        if len(self.resource_id) > MAX_RESOURCE_ID:
+            field = "id" if self.id else "url"
+            raise ValueError(
+                f"{field}: the resource id (the url when no id is given) is {len(self.resource_id)} characters, "
+                f"more than the server stores ({MAX_RESOURCE_ID}); give the target a shorter id"
+            )
+        return self
 
     @property
     def resource_id(self) -> str:
