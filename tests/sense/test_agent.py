@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -12,6 +13,8 @@ from loadpilot.sense.agent import RESOURCE_REFRESH_S, Agent
 from loadpilot.sense.collectors import Collection, CollectorOptions
 from loadpilot.store import open_store
 from tests.helpers import free_port, make_config, running_server, wait_for
+
+NOW = float(int(time.time()))  # readings a server takes: not ahead of its clock
 
 
 class Fixed:
@@ -40,7 +43,7 @@ def test_one_collection_reaches_the_store_with_the_agents_own_metrics(tmp_path: 
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     agent = Agent(config, [Fixed(n=3), Fixed(fail=True), Fixed(n=2, value=float("nan"))])
     with running_server(config, store):
-        samples = agent.collect_once(1_800_000_000.0)
+        samples = agent.collect_once(NOW)
         assert agent.shipper.ship_pending()
     agent.shutdown()
     assert agent.stats.collector_errors == 1
@@ -72,8 +75,8 @@ def test_the_loop_reads_once_per_slot_and_flushes_on_stop(tmp_path: Path) -> Non
 def test_batches_wait_in_the_spool_until_a_server_appears(tmp_path: Path) -> None:
     config = make_config(tmp_path, free_port(), flush_timeout_s=0.2)
     first = Agent(config, [Fixed(n=2)])
-    first.collect_once(1_800_000_000.0)
-    first.collect_once(1_800_000_005.0)
+    first.collect_once(NOW - 10)
+    first.collect_once(NOW - 5)
     first.shutdown()  # no server: both batches stay on disk
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     second = Agent(config, [Fixed(n=2)])
