@@ -1,7 +1,9 @@
 """The simulated pool and objective a comparison runs under, and each policy's settings for it.
 
 Our policies' settings follow from the pool, never from a trace. They track the same CPU target as the
-baselines and evaluate every two readings (one odd reading does not decide alone). Step and threshold wait for
+baselines. Target and predictive size from the load itself and decide at every reading, as soon as there is
+news; step and threshold move relative to the size and decide every second reading, so that one odd reading
+does not move them alone. Step and threshold wait for
 a scale in progress to finish before the next step (they move relative to the size, so they must first see the
 effect of their last step); target and predictive only hold scale-in meanwhile. Target and predictive keep a
 scale-in stabilisation window of twice the time it takes to bring a worker back (start-up plus one
@@ -53,10 +55,9 @@ class SimSetup:
         """Requests/s one worker takes at the highest utilisation that still meets the objective."""
         return self.params.utilisation_for(self.slo_s) * self.params.capacity
 
-    @property
-    def interval_s(self) -> float:
-        """How often our policies evaluate: every second reading."""
-        return 2 * self.sample_s
+    def interval_for(self, policy: str) -> float:
+        """How often one of our policies evaluates: every reading, or every second one for step and threshold."""
+        return 2 * self.sample_s if policy in RELATIVE else self.sample_s
 
     def workers_for(self, rate: float) -> int:
         """The fewest workers that serve `rate` requests/s within the objective (at least min_size)."""
@@ -73,7 +74,8 @@ def settings_for(name: str, setup: SimSetup, peak_workers: int) -> AutoscaleConf
         return presets.static(peak_workers)
     if name not in OURS:
         raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICY_NAMES)})")
-    recover_s = setup.params.startup_s + setup.interval_s
+    interval_s = setup.interval_for(name)
+    recover_s = setup.params.startup_s + interval_s
     relative = name in RELATIVE
     return AutoscaleConfig.model_validate(
         {
@@ -81,7 +83,7 @@ def settings_for(name: str, setup: SimSetup, peak_workers: int) -> AutoscaleConf
             "policy": name,
             "metric": "cpu",
             "target": setup.target,
-            "interval_s": setup.interval_s,
+            "interval_s": interval_s,
             "horizon_s": recover_s,
             "stabilisation_down_s": 0.0 if relative else 2 * recover_s,
             "cooldown_down_s": recover_s if relative else 0.0,
