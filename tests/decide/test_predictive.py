@@ -35,22 +35,6 @@ def test_holt_does_not_count_the_same_reading_twice() -> None:
     assert observe(state, 99.0, 4.0) is state
 
 
-def test_holt_remembers_seconds_not_observations() -> None:
-    """A step from 100 to 200, seen for 20 s: the forecast is much the same whether a policy decides every 2, 5
-    or 10 s (weights counted per observation would follow the step 5x faster at 2 s than at 10 s)."""
-    after: dict[float, Holt] = {}
-    for dt in (2.0, 5.0, 10.0):
-        state: Holt | None = None
-        for i in range(int(120 / dt)):
-            state = observe(state, 100.0 if i * dt < 100 else 200.0, i * dt)
-        assert state is not None
-        after[dt] = state
-    levels = [s.level for s in after.values()]
-    trends = [s.trend for s in after.values()]
-    assert min(levels) > 170 and max(levels) < 195 and max(levels) / min(levels) < 1.1, levels
-    assert min(trends) > 1.5 and max(trends) / min(trends) < 1.15, trends
-
-
 def test_holt_does_not_chase_noise() -> None:
     rng = random.Random(7)
     state: Holt | None = None

@@ -5,11 +5,6 @@ is level + trend x h. The noise is the smoothed size of the one-step forecast er
 average (weight beta) of level changes that carry that noise, has a standard error of about
 sqrt(beta / (2 - beta)) x noise per interval; `rise` counts only the slope beyond one standard error, so a
 slope that noise alone could make buys nothing. Pure: the state is a value, updated into a new one.
-
-The smoothing weights are set for one observation every REFERENCE_S and scaled to the time that really passed
-(a weight w over REFERENCE_S is 1 - (1 - w) ** (dt / REFERENCE_S) over dt): the level, the trend and the noise
-remember the same number of seconds whether a policy decides every 5 s or every 30 s, so deciding more often
-makes the forecast neither jumpier nor slower.
 """
 
 from __future__ import annotations
@@ -17,19 +12,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# The weights below are for one observation every REFERENCE_S seconds.
-REFERENCE_S = 10.0
-# The level moves halfway to each new observation: it follows a rise within about 20 s.
+# The level moves halfway to each new observation: it follows a rise within two evaluations.
 LEVEL_ALPHA = 0.5
-# The slope is averaged over about 30 s, so a single noisy reading does not make a trend.
+# The slope is averaged over about three evaluations, so a single noisy reading does not make a trend.
 TREND_BETA = 0.3
-# The noise is the mean absolute one-step error over about 50 s.
+# The noise is the mean absolute one-step error over about five evaluations.
 NOISE_GAMMA = 0.2
-
-
-def per_step(weight: float, dt: float) -> float:
-    """The smoothing weight for an observation `dt` seconds after the last, given `weight` per REFERENCE_S."""
-    return 1.0 - float((1.0 - weight) ** (dt / REFERENCE_S))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +39,7 @@ class Holt:
         standard error (0 when flat, falling, or no steeper than noise could make it)."""
         if self.step_s <= 0:
             return 0.0
-        beta = per_step(TREND_BETA, self.step_s)
-        standard_error = math.sqrt(beta / (2 - beta)) * self.noise / self.step_s
+        standard_error = math.sqrt(TREND_BETA / (2 - TREND_BETA)) * self.noise / self.step_s
         return max(0.0, self.trend - standard_error) * horizon_s
 
 
@@ -64,14 +51,13 @@ def observe(
     beta: float = TREND_BETA,
     gamma: float = NOISE_GAMMA,
 ) -> Holt:
-    """Fold one observation into the smoothing (weights per REFERENCE_S, scaled to the time passed); the first one
-    starts it flat, one at the same time replaces nothing (the same reading seen twice is not new evidence)."""
+    """Fold one observation into the smoothing; the first one starts it flat, one at the same time replaces
+    nothing (the same reading seen twice is not new evidence)."""
     if previous is None:
         return Holt(value, 0.0, at)
     dt = at - previous.at
     if dt <= 0:
         return previous
-    alpha, beta, gamma = per_step(alpha, dt), per_step(beta, dt), per_step(gamma, dt)
     expected = previous.level + previous.trend * dt
     level = alpha * value + (1 - alpha) * expected
     trend = beta * (level - previous.level) / dt + (1 - beta) * previous.trend
