@@ -40,6 +40,13 @@ def cluster_config(tmp_path: Path, **cluster: Any) -> Config:
     )
 
 
+def small_sim_cluster(tmp_path: Path) -> Config:
+    """16 simulated hosts under write_trace's VMs, balanced by THR-MMT-0.6 at the trace's own pace."""
+    trace = tmp_path / "trace.csv"
+    write_trace(trace)
+    return cluster_config(tmp_path, url=f"sim:{trace}", strategy="thr-mmt-0.6", sim={"hosts": 16, "speed": 1.0})
+
+
 def migrate_events(store: Store) -> list[Event]:
     return sorted(store.events(kind="migrate", limit=100_000), key=lambda e: e.id or 0)
 
@@ -93,9 +100,7 @@ def test_the_simulator_and_the_live_controller_take_the_same_decisions(
 def test_only_the_leader_migrates_and_a_replaced_leader_is_fenced(
     tmp_path: Path, store: Store, controllers: ControllerFactory
 ) -> None:
-    trace = tmp_path / "trace.csv"
-    write_trace(trace)
-    config = cluster_config(tmp_path, url=f"sim:{trace}", strategy="thr-mmt-0.6", sim={"hosts": 16, "speed": 1.0})
+    config = small_sim_cluster(tmp_path)
     a, b = controllers(config, "controller-a"), controllers(config, "controller-b")
     t0 = 1_700_000_000.0
     for k in range(6):
@@ -119,9 +124,7 @@ def test_only_the_leader_migrates_and_a_replaced_leader_is_fenced(
 def test_up_s_view_shows_the_cluster_the_leader_balances(
     tmp_path: Path, store: Store, controllers: ControllerFactory
 ) -> None:
-    trace = tmp_path / "trace.csv"
-    write_trace(trace)
-    config = cluster_config(tmp_path, url=f"sim:{trace}", strategy="thr-mmt-0.6", sim={"hosts": 16, "speed": 1.0})
+    config = small_sim_cluster(tmp_path)
     controller = controllers(config, "controller-a")
     t0 = float(int(time.time()))  # the view shows a status only while it is fresh
     for k in range(6):
