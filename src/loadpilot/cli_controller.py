@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +45,7 @@ def controller(config_path: ConfigOpt = None, member: MemberOpt = None) -> None:
     from loadpilot.control.seat import Seat
     from loadpilot.coord import CoordSettings
     from loadpilot.store import open_store
+    from loadpilot.wakeup import WakeEvent
 
     config = _load(config_path)
     member_id = member or default_member_id(config.coordination_member_id)
@@ -55,7 +55,7 @@ def controller(config_path: ConfigOpt = None, member: MemberOpt = None) -> None:
         store = open_store(config.store_url, config.store.sqlite_synchronous)
     except LoadpilotError as exc:
         _fail([str(exc)])
-    stop = threading.Event()
+    stop = WakeEvent()  # set by SIGTERM and SIGINT: no lock (loadpilot.wakeup)
 
     def _stop(signum: int, _frame: object) -> None:
         stop.set()

@@ -41,6 +41,7 @@ from loadpilot.errors import PermanentError, StaleEpochError, TemporaryError
 from loadpilot.metrics_http import MetricsListener, serve_metrics
 from loadpilot.model import Decision, PoolView, ScaleTo
 from loadpilot.store import Store
+from loadpilot.wakeup import WakeEvent
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Controller:
 
     # --- the loop -------------------------------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event | WakeEvent) -> None:
         """Tick until `stop` is set, then resign the leadership (so another controller takes over at once)."""
         tick = self.config.control.tick_s
         lead_every = min(tick, self.config.coordination.tick_s)

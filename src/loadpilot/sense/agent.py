@@ -33,6 +33,7 @@ from loadpilot.transport.shipper import Backoff, Shipper
 from loadpilot.transport.signing import resolve_signing_key
 from loadpilot.transport.spool import Spool
 from loadpilot.transport.wire import encode_batch
+from loadpilot.wakeup import WakeEvent
 
 if TYPE_CHECKING:
     from loadpilot.coord import Plan, SharedWork
@@ -98,8 +99,8 @@ class Agent:
         )
         self.stats = AgentStats()
         self.shared = shared if shared is not None else shared_work(config)
-        self.stop_event = threading.Event()  # stop collecting (a draining agent still reads until handed over)
-        self._abort = threading.Event()  # a second stop: do not wait for the handover
+        self.stop_event = WakeEvent()  # stop collecting (a draining agent still reads until handed over)
+        self._abort = WakeEvent()  # a second stop: do not wait for the handover
         self._ship_stop = threading.Event()
         self._self_resource = Resource(f"agent/{self.agent_id}", "agent", {"host": self.agent_id})
         self._described: dict[str, tuple[Resource, float]] = {}  # id -> (as last described, when)
@@ -230,7 +231,7 @@ class Agent:
                 if listener is not None:
                     listener.stop()
 
-    def _collect_until(self, stop: threading.Event, done: Callable[[], bool]) -> None:
+    def _collect_until(self, stop: WakeEvent, done: Callable[[], bool]) -> None:
         """Collect at every slot boundary until `stop` is set or `done()` holds."""
         next_slot = math.floor(time.time() / self.interval) + 1
         while not done() and not stop.wait(max(0.0, next_slot * self.interval - time.time())):

@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from loadpilot.act.pool.state import (
 from loadpilot.act.pool.worker import Worker, describe_exit, render_command, tail
 from loadpilot.config import PoolConfig
 from loadpilot.errors import LoadpilotError, PermanentError
+from loadpilot.wakeup import WakeEvent
 
 log = logging.getLogger(__name__)
 FAST_TICK_S = 0.05  # while a worker is starting or stopping, look more often
@@ -86,7 +86,7 @@ class Supervisor:
         self.quota = CpuQuota(config.name, config.cpu_quota)
         self.ports = PortPicker(config.host, config.worker_ports, self.event)
         self.uses_port = "{port}" in " ".join(config.command)
-        self._wake = threading.Event()
+        self._wake = WakeEvent()  # set by SIGCHLD, SIGTERM and the health checks' threads
         self.checks = HealthChecks(config.health, config.host, min(32, config.max + 4), FAST_TICK_S, self._wake.set)
         self._routed: list[Route] | None = None
         # nginx reloads to change its servers, and a reload closes connections its old workers have just accepted.
