@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "src" / "loadpilot"
 
 # What a module may import besides the standard library, by module or package (DESIGN.md, "Packages").
-STDLIB_ONLY = {"model", "errors", "clock"}
+STDLIB_ONLY = {"model", "errors", "clock", "wakeup"}
 # decide/ is pure: it must never reach anything that does I/O.
 DECIDE_FORBIDDEN = {"sense", "act", "store", "server", "coord", "transport", "control", "cli", "sim", "loadgen"}
 
@@ -84,7 +84,7 @@ def test_sim_reaches_only_the_decision_code_and_value_types() -> None:
 
 # act/ turns decisions into effects; it may know the config and the value types, never the store or the server.
 # It finds its balancers by name (plugins: entry points, the standard library only).
-ACT_MAY_REACH = {"model", "config", "errors", "clock", "act", "plugins"}
+ACT_MAY_REACH = {"model", "config", "errors", "clock", "wakeup", "act", "plugins"}
 # logsift is a workload, not part of loadpilot: it must run with its own dependencies alone.
 LOGSIFT_DEPENDENCIES = {"drain3", "fastapi", "uvicorn", "starlette", "prometheus_client", "pydantic"}
 
