@@ -20,6 +20,10 @@ def encode_batch(batch: Batch) -> bytes:
         "resources": [{"id": r.id, "kind": r.kind, "labels": r.labels} for r in batch.resources],
         "samples": batch.samples,  # named tuples: JSON arrays
     }
+    return _dump(doc)
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -34,6 +38,6 @@ def split_body(body: bytes) -> tuple[tuple[bytes, int], tuple[bytes, int]] | Non
     first = {**doc, "samples": samples[:half]}
     second = {**doc, "resources": [], "samples": samples[half:]}
     return (
-        (json.dumps(first, separators=(",", ":"), allow_nan=False).encode(), half),
-        (json.dumps(second, separators=(",", ":"), allow_nan=False).encode(), len(samples) - half),
+        (_dump(first), half),
+        (_dump(second), len(samples) - half),
     )
