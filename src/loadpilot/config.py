@@ -275,6 +275,8 @@ class ScalingCheck(_Section):
     k: Annotated[int, Field(ge=1, le=100)] = 3  # threshold: a step fires when its band held k ...
     n: Annotated[int, Field(ge=1, le=100)] = 5  # ... of the last n evaluations
     horizon_s: Annotated[float, Field(ge=0)] = 30.0  # predictive: how far ahead to size for
+    # target, predictive: keep the size a burst needed this long after it (0: off; decide/scaling/bursts.py)
+    burst_memory_s: Annotated[float, Field(ge=0)] = 0.0
     size: Annotated[int, Field(ge=0, le=1024)] = 0  # static: the fixed size; 0: the pool's max
     # metric = "query": a PromQL query answered by [control] prometheus_url, the value per worker; {pool}: the name
     query: str = ""
@@ -289,6 +291,8 @@ class ScalingCheck(_Section):
             raise ValueError(f'query: only read when metric = "query" (metric is {self.metric!r})')
         if self.policy == "predictive" and self.metric == "latency_p95":
             raise ValueError("metric: predictive forecasts load, so it needs cpu, rps_per_worker or in_flight")
+        if self.burst_memory_s and self.policy not in ("target", "predictive"):
+            raise ValueError(f"burst_memory_s: only target and predictive remember bursts (policy is {self.policy!r})")
         if self.policy == "kpa" and self.metric not in ("in_flight", "rps_per_worker"):
             raise ValueError("metric: kpa scales on in_flight (concurrency) or rps_per_worker")
         bands = sorted(enumerate(self.steps), key=lambda s: -_INF if s[1].lower is None else s[1].lower)

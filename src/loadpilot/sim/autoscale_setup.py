@@ -31,6 +31,10 @@ POLICY_NAMES = OURS + BASELINES
 # those that size from the load itself (target, predictive) may add more while workers are starting.
 RELATIVE = ("step", "threshold")
 EVERY_READING = ("target",)  # the policies that decide at every reading
+REMEMBER_BURSTS = ("target", "predictive")
+# How long target and predictive keep the size a burst needed: half an hour, a property of how bursts recur in
+# web traffic (crawler rounds, cron jobs), not of this pool; its cost is one burst's workers for that long.
+BURST_MEMORY_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -93,5 +97,6 @@ def settings_for(name: str, setup: SimSetup, peak_workers: int) -> AutoscaleConf
             "max_step_up": 0,
             "max_step_up_pct": 0.0,
             "hold_while_scaling": "all" if relative else "in",
+            "burst_memory_s": BURST_MEMORY_S if name in REMEMBER_BURSTS else 0.0,
         }
     )

@@ -35,7 +35,7 @@ def target_check(summaries: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """Whether our best policy has at most half HPA's SLO-violation time at no more worker-seconds.
 
     Our best is the one with the least violation among ours that cost no more than HPA (or, when none does,
-    the cheapest of ours, which then fails on cost). None when HPA or none of ours is in the comparison.
+    the one of ours with the least, which then fails on cost). None when HPA or none of ours is in the comparison.
     """
     by_name = {s["policy"]: s for s in summaries}
     hpa = by_name.get(BASELINE)
