@@ -73,13 +73,15 @@ def test_predictive_scales_ahead_of_a_steady_rise() -> None:
 def test_settings_follow_from_the_pool() -> None:
     setup = SimSetup(params=PoolParams(startup_s=60.0), sample_s=5.0)
     predictive = settings_for("predictive", setup, 10)
-    assert predictive.horizon_s == 70.0 and predictive.stabilisation_down_s == 140.0
+    assert predictive.horizon_s == 70.0 and predictive.stabilisation_down_s == 130.0  # recovery time + 1 minute
+    assert predictive.burst_memory_s == 1800.0
     assert predictive.interval_s == 10.0 and predictive.hold_while_scaling == "in"
     target = settings_for("target", setup, 10)
-    assert target.interval_s == 5.0 and target.stabilisation_down_s == 130.0  # at every reading
+    assert target.interval_s == 5.0 and target.stabilisation_down_s == 125.0  # at every reading
+    assert target.burst_memory_s == 1800.0
     step = settings_for("step", setup, 10)
     assert step.interval_s == 10.0 and step.hold_while_scaling == "all"  # every second reading
-    assert step.cooldown_down_s == 70.0 and step.stabilisation_down_s == 0.0
+    assert step.cooldown_down_s == 70.0 and step.stabilisation_down_s == 0.0 and step.burst_memory_s == 0.0
     assert settings_for("hpa", setup, 10).stabilisation_down_s == 300.0
     assert settings_for("static", setup, 10).size == 10
     with pytest.raises(ValueError, match="unknown policy"):
