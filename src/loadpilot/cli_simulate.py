@@ -48,6 +48,9 @@ def autoscale(
     startup_s: Annotated[float, typer.Option("--startup-s", help="from asking for a worker to it serving")] = 30.0,
     sample_s: Annotated[float, typer.Option("--sample-s", help="the collector's sampling interval")] = 5.0,
     target: Annotated[float, typer.Option("--target", help="CPU per worker the policies aim for")] = 0.7,
+    burst_memory_s: Annotated[
+        float, typer.Option("--burst-memory-s", help="target and predictive keep a burst's size this long; 0: off")
+    ] = 1800.0,
     chart: Annotated[Path | None, typer.Option("--chart", help="write an HTML chart here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")] = False,
 ) -> None:
@@ -62,6 +65,8 @@ def autoscale(
     _positive(sample_s=sample_s, target=target)
     if startup_s < 0:
         _usage("--startup-s", f"must be >= 0, got {startup_s:g}")
+    if burst_memory_s < 0:
+        _usage("--burst-memory-s", f"must be >= 0, got {burst_memory_s:g}")
     if slo_ms <= service_ms:
         _usage("--slo-ms", f"must exceed --service-ms ({service_ms:g})")
     if target > 1:
@@ -72,7 +77,7 @@ def autoscale(
     from loadpilot.sim.pool_model import PoolParams
 
     params = PoolParams(capacity=capacity, service_s=service_ms / 1000, startup_s=startup_s)
-    setup = SimSetup(params, slo_s=slo_ms / 1000, sample_s=sample_s, target=target)
+    setup = SimSetup(params, slo_s=slo_ms / 1000, sample_s=sample_s, target=target, burst_memory_s=burst_memory_s)
     try:
         _run(trace, names, setup, speedup, start, duration, chart, as_json)
     except LoadpilotError as exc:

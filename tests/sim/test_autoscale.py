@@ -93,3 +93,21 @@ def test_bad_setups() -> None:
         SimSetup(slo_s=0.01)
     with pytest.raises(ValueError, match="target"):
         SimSetup(target=1.5)
+    with pytest.raises(ValueError, match="burst_memory_s"):
+        SimSetup(burst_memory_s=-1.0)
+
+
+@pytest.mark.parametrize("policy", ["target", "predictive"])
+def test_burst_memory_meets_a_returning_burst_with_workers_already_there(policy: str) -> None:
+    # A quiet pool (20 requests/s, one worker) and a minute at 200 requests/s every 10 minutes, for an hour.
+    rates = np.full(3600, 20.0)
+    for begin in range(300, 3600, 600):
+        rates[begin : begin + 60] = 200.0
+    remembering = summarize(simulate(policy, rates, SETUP), SETUP)
+    forgetting_setup = SimSetup(burst_memory_s=0.0)
+    forgetting = summarize(simulate(policy, rates, forgetting_setup), forgetting_setup)
+    # Without memory every burst is met a start-up delay late; with it, only the first.
+    assert forgetting["slo_violation_s"] >= 5 * 30
+    assert remembering["slo_violation_s"] <= forgetting["slo_violation_s"] / 3
+    # The price: the burst's workers kept between the bursts.
+    assert remembering["worker_s"] > forgetting["worker_s"]

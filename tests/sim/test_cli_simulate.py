@@ -36,6 +36,7 @@ def test_json_shape(trace: Path) -> None:
             assert isinstance(row[key], int | float)
         assert {"tau_o_pct", "jitter_per_h", "dropped_pct"} <= set(row)
     assert doc["pool"]["capacity"] == 100.0 and doc["pool"]["startup_s"] == 30.0
+    assert doc["pool"]["burst_memory_s"] == 1800.0
     assert doc["target_check"]["best"] == "predictive"
 
 
@@ -59,6 +60,7 @@ def test_table_slice_speedup_and_chart(trace: Path, tmp_path: Path) -> None:
         (["--duration", "-5"], "--duration: must be > 0"),
         (["--capacity", "0"], "--capacity: must be > 0"),
         (["--startup-s", "-1"], "--startup-s: must be >= 0"),
+        (["--burst-memory-s", "-1"], "--burst-memory-s: must be >= 0"),
         (["--slo-ms", "10"], "--slo-ms: must exceed --service-ms"),
         (["--target", "1.5"], "--target: a CPU utilisation"),
         (["--start", "noon"], "--start: not a time"),

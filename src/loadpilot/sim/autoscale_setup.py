@@ -14,7 +14,7 @@ minute-to-minute swings), never costs capacity (measured on every WC98 day again
 the same violation time, 0.5 % less cost with a 120 s start-up, 0.15 % more with 30 s); step and threshold
 recommend relative to the current size, where a rolling max would only slow each scale-in step to one per
 window, so they use a scale-in cooldown of that recovery time instead (as AWS step scaling does). Target and
-predictive remember bursts for BURST_MEMORY_S (decide/scaling/bursts.py). Predictive looks ahead exactly the
+predictive remember bursts for `burst_memory_s` (decide/scaling/bursts.py). Predictive looks ahead exactly the
 recovery time. HPA and KPA run with their published defaults; static is sized once, for the peak.
 """
 
@@ -35,9 +35,6 @@ POLICY_NAMES = OURS + BASELINES
 RELATIVE = ("step", "threshold")
 EVERY_READING = ("target",)  # the policies that decide at every reading
 REMEMBER_BURSTS = ("target", "predictive")
-# How long target and predictive keep the size a burst needed: half an hour, a property of how bursts recur in
-# web traffic (crawler rounds, cron jobs), not of this pool; its cost is one burst's workers for that long.
-BURST_MEMORY_S = 1800.0
 RIDE_OUT_S = 60.0  # a dip this long does not make target or predictive scale in
 
 
@@ -52,6 +49,9 @@ class SimSetup:
     target: float = 0.7  # CPU per worker, for every policy that tracks one (KPA's 70 % default)
     demand_window_s: float = 60.0  # demand for the elasticity metrics: the load averaged over this
     min_size: int = 1
+    # How long target and predictive keep the size a burst needed: half an hour, a property of how bursts recur in
+    # web traffic (crawler rounds, cron jobs), not of this pool; its cost is one burst's workers for that long.
+    burst_memory_s: float = 1800.0
 
     def __post_init__(self) -> None:
         if self.slo_s <= self.params.service_s:
@@ -60,6 +60,8 @@ class SimSetup:
             raise ValueError("sample_s must be >= step_s > 0")
         if not 0 < self.target <= 1:
             raise ValueError("target must be within (0, 1]")
+        if self.burst_memory_s < 0:
+            raise ValueError("burst_memory_s must be >= 0")
 
     @property
     def per_worker_at_slo(self) -> float:
@@ -101,6 +103,6 @@ def settings_for(name: str, setup: SimSetup, peak_workers: int) -> AutoscaleConf
             "max_step_up": 0,
             "max_step_up_pct": 0.0,
             "hold_while_scaling": "all" if relative else "in",
-            "burst_memory_s": BURST_MEMORY_S if name in REMEMBER_BURSTS else 0.0,
+            "burst_memory_s": setup.burst_memory_s if name in REMEMBER_BURSTS else 0.0,
         }
     )

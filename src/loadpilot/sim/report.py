@@ -81,6 +81,7 @@ def document(trace: dict[str, Any], setup: SimSetup, summaries: Sequence[dict[st
             "step_s": setup.step_s,
             "target": setup.target,
             "per_worker_at_slo": setup.per_worker_at_slo,
+            "burst_memory_s": setup.burst_memory_s,
         },
         "results": list(summaries),
         "target_check": target_check(summaries),
