@@ -39,7 +39,7 @@ def test_a_burst_keeps_its_size_for_the_memory_then_lets_go(policy: str) -> None
     held = [size for size, _ in answers[burst_at + 1 : burst_at + 60]]  # within 600 s of the burst
     assert held == [2] * len(held)
     assert "burst memory" in answers[burst_at + 1][1]
-    after = [size for size, _ in answers[burst_at + 61 :]]  # more than 600 s after it
+    after = [size for size, _ in answers[burst_at + 60 :]]  # 600 s after it and later
     assert after == [1] * len(after)
 
 
@@ -89,14 +89,28 @@ def test_a_burst_is_sized_with_its_queue_counted_in() -> None:
     assert memory.bursts == ((5.0, 3),)  # 2.0 / 0.7 -> 3, more than target tracking's 2 on a saturated CPU
 
 
-def test_a_reading_seen_twice_is_one_reading() -> None:
-    check = settings(burst_memory_s=MEMORY_S)
-    quiet = view(desired=1, cpu=QUIET, observed_at=0.0)
-    _, state = target.recommend(quiet, check, None, 0.0)
+@pytest.mark.parametrize("policy", ["target", "predictive"])
+def test_a_reading_seen_twice_changes_nothing(policy: str) -> None:
+    # The controller may evaluate more often than readings come: a reading seen again is not news, even once
+    # the memory has run out meanwhile; the state comes back as it was.
+    check = settings(policy=policy, burst_memory_s=MEMORY_S)
+    policy_fn = target.recommend if policy == "target" else predictive.recommend
+    _, state = policy_fn(view(desired=1, cpu=QUIET, observed_at=0.0), check, None, 0.0)
     burst = view(desired=1, cpu=1.0, observed_at=10.0)
-    _, state = target.recommend(burst, check, state, 10.0)
-    _, again = target.recommend(burst, check, state, 12.0)
-    assert again == state
+    _, state = policy_fn(burst, check, state, 10.0)
+    _, again = policy_fn(burst, check, state, 12.0)
+    assert again is state
+    _, late = policy_fn(burst, check, state, 10.0 + MEMORY_S)
+    assert late is state
+
+
+def test_a_burst_past_the_memory_holds_nothing() -> None:
+    check = settings(burst_memory_s=MEMORY_S)
+    rec, _ = target.recommend(view(desired=1, cpu=QUIET), check, None, 0.0)
+    assert rec is not None
+    memory = BurstMemory(((100.0, 3),), asked=1)
+    assert bursts.hold(rec, memory, check, 100.0 + MEMORY_S - 1).size == 3
+    assert bursts.hold(rec, memory, check, 100.0 + MEMORY_S) is rec
 
 
 def test_through_the_framework_a_burst_holds_the_pool() -> None:
@@ -109,6 +123,10 @@ def test_through_the_framework_a_burst_holds_the_pool() -> None:
         scale = [a.size for a in decision.actions if isinstance(a, ScaleTo)]
         sizes.append(scale[0] if scale else pool.desired)
     assert sizes[3] == 2 and sizes[-1] == 2
+    # 600 s after the burst it is forgotten, and the quiet pool scales in.
+    pool = view(desired=2, cpu=QUIET / 2, observed_at=30.0 + MEMORY_S)
+    decision, _ = decide(pool, config, state, 30.0 + MEMORY_S)
+    assert [a.size for a in decision.actions if isinstance(a, ScaleTo)] == [1]
 
 
 def test_only_target_and_predictive_take_burst_memory() -> None:

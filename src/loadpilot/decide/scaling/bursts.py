@@ -8,8 +8,9 @@ at the first of them (at the target per worker); a smaller rise is what the targ
 is remembered with the size it needed (its demand at the target) for `burst_memory_s` from when it was seen; the
 policy then asks for no less than the largest remembered size. A burst that comes back is seen again (the size
 the policy itself asks for stays low between returns), so a recurring burst keeps its workers; one that stops
-coming lets them go `burst_memory_s` after its last return. The cost is bounded: the workers of one burst, for
-that long, after each burst.
+coming lets them go `burst_memory_s` after its last return. The cost: the largest burst's size, kept until
+`burst_memory_s` after the burst's last return (on a quiet pool whose bursts keep coming back, that can be half
+again the worker-seconds of target tracking alone).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from loadpilot.config import ScalingCheck
 from loadpilot.decide.scaling.recommendation import Recommendation, ceil_size, num
 
-# A pool sized at a CPU target of 0.7 has 43 % headroom: a rise of more than 40 % of the asked size before the
-# next evaluation overwhelms it before a new worker can start.
+# A rise of more than 40 % of the asked size between two evaluations, whatever the metric and target: about the
+# headroom a CPU target of 0.7 keeps (43 %), so at that target such a rise overwhelms the pool before a new
+# worker can start. At a higher target a smaller rise overwhelms it, but a saturated pool's growing queue is
+# counted in its demand, so a real overload still shows as a rise.
 BURST_RISE = 0.4
 
 
@@ -46,10 +49,11 @@ def remember(
 
 
 def hold(recommendation: Recommendation, memory: BurstMemory, check: ScalingCheck, now: float) -> Recommendation:
-    """The recommendation, raised to the largest size a remembered burst needed."""
-    if not memory.bursts:
+    """The recommendation, raised to the largest size a burst within the memory needed."""
+    recent = [b for b in memory.bursts if b[0] > now - check.burst_memory_s]
+    if not recent:
         return recommendation
-    when, size = max(memory.bursts, key=lambda b: (b[1], b[0]))
+    when, size = max(recent, key=lambda b: (b[1], b[0]))
     if size <= recommendation.size:
         return recommendation
     reason = (
