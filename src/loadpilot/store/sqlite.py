@@ -257,7 +257,9 @@ class SQLiteStore:
         return pending.result
 
     def _write_group(self, group: list[_Pending]) -> None:
-        """Write batches in one transaction; on failure every batch of the group gets the error."""
+        """Write batches in one transaction. When that fails, each batch is written again alone, so one bad
+        batch fails by itself and the others are stored; an error no batch alone causes (a full disk) then
+        reaches every one of them."""
         conn = self._writer
         learned: dict[str, tuple[str, Mapping[str, str]]] = {}
         new_series: dict[tuple[str, str], tuple[int, int]] = {}
@@ -301,6 +303,10 @@ class SQLiteStore:
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if len(group) > 1 and isinstance(exc, Exception):
+                for item in group:
+                    self._write_group([item])
+                return
             for item in group:
                 item.error = exc
             return
