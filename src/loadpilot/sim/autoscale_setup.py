@@ -49,8 +49,8 @@ class SimSetup:
     target: float = 0.7  # CPU per worker, for every policy that tracks one (KPA's 70 % default)
     demand_window_s: float = 60.0  # demand for the elasticity metrics: the load averaged over this
     min_size: int = 1
-    # How long target and predictive keep the size a burst needed: half an hour, a property of how bursts recur in
-    # web traffic (crawler rounds, cron jobs), not of this pool; its cost is one burst's workers for that long.
+    # How long target and predictive keep the size a burst needed after its last return: half an hour, a property
+    # of how bursts recur in web traffic (crawler rounds, cron jobs), not of this pool.
     burst_memory_s: float = 1800.0
 
     def __post_init__(self) -> None:
