@@ -2,9 +2,10 @@
 it leads, applies one action per tick to a real actuator, the pool's desired size (act.pool.control.scale),
 carrying its epoch; the pool's fence refuses an older epoch.
 
-Each event is one JSON line on --events: started, leading (epoch), applied (epoch, size), refused (epoch,
-newest), lost. A file `pause-<member>` in the state dir makes it SIGSTOP itself right after it has checked that
-it leads and before it acts: the worst moment for a pause, which only the fence can catch.
+Each event is one JSON line on --events: started, leading (epoch), acting (epoch: an action begins), applied
+(epoch, size), refused (epoch, newest), lost. A file `pause-<member>` in the state dir makes it SIGSTOP itself
+right after it has checked that it leads and before it acts: the worst moment for a pause, which only the fence
+can catch.
 
     python -m tests.coord.leader_proc --url URL --namespace NS --member ID --state DIR --events LOG
 """
@@ -77,6 +78,7 @@ def main(argv: list[str]) -> int:
                 os.kill(os.getpid(), signal.SIGSTOP)  # between the check and the action
                 event("resumed", epoch=leader.epoch)
             actions += 1
+            event("acting", epoch=leader.epoch)
             try:
                 scale(paths, pool, actions % 10 + 1, epoch=leader.epoch)
             except StaleEpochError as exc:
